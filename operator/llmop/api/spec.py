@@ -1,0 +1,197 @@
+"""The LLMDeployment spec (llmop.io/v1alpha1) as pydantic models; the CRD schema is generated from them."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+from llmop.catalog.engines import Engine
+from llmop.catalog.gpus import GPUS
+from llmop.catalog.quantization import Quantization
+
+GROUP = "llmop.io"
+VERSION = "v1alpha1"
+KIND = "LLMDeployment"
+PLURAL = "llmdeployments"
+SINGULAR = "llmdeployment"
+SHORT_NAMES = ("llmd",)
+API_VERSION = f"{GROUP}/{VERSION}"
+
+DURATION_PATTERN = r"^([0-9]+(ms|s|m|h))+$"
+_DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+GpuType = Literal[tuple(GPUS)]  # type: ignore[valid-type]
+
+
+def duration_seconds(text: str) -> float:
+    """Parse a Go-style duration such as `2m`, `30s`, `1h30m` into seconds."""
+    if not re.fullmatch(DURATION_PATTERN, text):
+        raise ValueError(f"{text!r} is not a duration like 30s, 2m or 1h")
+    return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
+
+
+def _cel(rule: str, message: str) -> dict[str, Any]:
+    return {"rule": rule, "message": message}
+
+
+class ApiModel(BaseModel):
+    """Base: camelCase on the wire, unknown fields refused, values validated on assignment."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", validate_assignment=True
+    )
+
+
+class SecretKeyRef(ApiModel):
+    """A key of a Secret in the LLMDeployment's namespace."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253, description="Secret name.")]
+    key: Annotated[str, Field(min_length=1, max_length=253, description="Key within the Secret.")] = "token"
+
+
+class ArchitectureSpec(ApiModel):
+    """Explicit model architecture for models that are not in llmop's catalog."""
+
+    parameters: Annotated[int, Field(ge=1_000_000, le=10_000_000_000_000, description="Total parameters.")]
+    layers: Annotated[int, Field(ge=1, le=1024)]
+    hidden_size: Annotated[int, Field(ge=64, le=131_072)]
+    attention_heads: Annotated[int, Field(ge=1, le=1024)]
+    kv_heads: Annotated[int, Field(ge=1, le=1024)]
+    head_dim: Annotated[int, Field(ge=8, le=1024)]
+    vocab_size: Annotated[int, Field(ge=1, le=10_000_000)]
+    max_position_embeddings: Annotated[int, Field(ge=128, le=100_000_000)]
+    tied_embeddings: bool = False
+
+
+class ModelSpec(ApiModel):
+    """The model to serve."""
+
+    name: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=256,
+            pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+            description="Hugging Face hub id (org/Model-Name) or a path in the model cache volume.",
+        ),
+    ]
+    revision: Annotated[
+        str | None,
+        Field(
+            max_length=128, pattern=r"^[A-Za-z0-9._/-]+$", description="Hub revision (branch, tag, commit)."
+        ),
+    ] = None
+    architecture: Annotated[
+        str | ArchitectureSpec | None,
+        Field(
+            description="A catalog key (e.g. llama-3.1-8b) or explicit numbers; required for models "
+            "that are not in the catalog.",
+            json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        ),
+    ] = None
+    token_secret_ref: Annotated[
+        SecretKeyRef | None, Field(description="Secret holding a Hugging Face token (HF_TOKEN).")
+    ] = None
+
+
+class GpuSpec(ApiModel):
+    """GPU type and GPUs per replica."""
+
+    type: Annotated[GpuType, Field(description="Catalog GPU type; maps to GFD node labels.")]
+    count: Annotated[
+        Literal["auto"] | Annotated[int, Field(ge=1, le=8)],
+        Field(
+            description="GPUs per replica (tensor-parallel size), or auto for the smallest that fits.",
+            json_schema_extra={
+                "x-kubernetes-int-or-string": True,
+                "x-kubernetes-validations": [
+                    _cel(
+                        "type(self) == string ? self == 'auto' : (self >= 1 && self <= 8)",
+                        "count must be auto or an integer from 1 to 8",
+                    )
+                ],
+            },
+        ),
+    ] = "auto"
+
+
+class ReplicasSpec(ApiModel):
+    """Replica bounds for the autoscaler."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [_cel("self.min <= self.max", "replicas.min must be <= replicas.max")]
+        }
+    )
+
+    min: Annotated[int, Field(ge=0, le=1000)] = 1
+    max: Annotated[int, Field(ge=1, le=1000)] = 1
+
+
+class DecodeLatencySLO(ApiModel):
+    """Per-token decode latency (TPOT / inter-token latency) objective."""
+
+    percentile: Annotated[Literal[50, 90, 95, 99], Field(description="Percentile of TPOT to hold.")] = 95
+    target_ms: Annotated[float, Field(gt=0, le=60_000, description="Target TPOT in milliseconds.")]
+    window: Annotated[
+        str, Field(pattern=DURATION_PATTERN, max_length=16, description="Evaluation window, e.g. 2m.")
+    ] = "2m"
+
+
+class SLOSpec(ApiModel):
+    decode_latency: DecodeLatencySLO | None = None
+
+
+class AutoscalingSpec(ApiModel):
+    """Scaling behaviour."""
+
+    enabled: bool = True
+    scale_up_stabilization: Annotated[str, Field(pattern=DURATION_PATTERN, max_length=16)] = "30s"
+    scale_down_stabilization: Annotated[str, Field(pattern=DURATION_PATTERN, max_length=16)] = "5m"
+    prometheus_url: Annotated[
+        str | None,
+        Field(
+            max_length=512,
+            pattern=r"^https?://",
+            description="Prometheus base URL for this deployment; defaults to the operator's setting.",
+        ),
+    ] = None
+
+
+class LLMDeploymentSpec(ApiModel):
+    """Desired state of an LLMDeployment."""
+
+    model: ModelSpec
+    engine: Engine = Engine.VLLM
+    engine_version: Annotated[
+        str | None,
+        Field(
+            pattern=r"^v?[0-9]+\.[0-9]+(\.[0-9]+)?$",
+            max_length=32,
+            description="Engine release; defaults to llmop's pinned version for the engine.",
+        ),
+    ] = None
+    quantization: Quantization = Quantization.NONE
+    gpu: GpuSpec
+    max_model_len: Annotated[
+        int, Field(ge=128, le=10_000_000, description="Longest sequence (prompt + output) in tokens.")
+    ] = 8192
+    replicas: ReplicasSpec = Field(default_factory=ReplicasSpec)
+    slo: SLOSpec = Field(default_factory=SLOSpec)
+    autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec)
+    engine_args: Annotated[
+        list[Annotated[str, Field(max_length=1024)]],
+        Field(max_length=64, description="Extra engine flags; operator-owned flags are refused."),
+    ] = Field(default_factory=list)
+
+    @field_validator("engine_args")
+    @classmethod
+    def _no_control_characters(cls, values: list[str]) -> list[str]:
+        for index, value in enumerate(values):
+            if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+                raise ValueError(f"engineArgs[{index}] contains a control character (newline, tab, ...)")
+        return values

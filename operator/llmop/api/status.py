@@ -1,0 +1,138 @@
+"""The LLMDeployment status as pydantic models, and Kubernetes-style conditions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from llmop.api.spec import ApiModel
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    DEPLOYING = "Deploying"
+    READY = "Ready"
+    DEGRADED = "Degraded"
+    FAILED = "Failed"
+
+
+class ConditionType(StrEnum):
+    PLANNED = "Planned"
+    AVAILABLE = "Available"
+    PROGRESSING = "Progressing"
+    DEGRADED = "Degraded"
+    SLO_MET = "SLOMet"
+    METRICS_AVAILABLE = "MetricsAvailable"
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Condition(ApiModel):
+    """A condition as the Kubernetes API conventions define it."""
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: Annotated[str, Field(max_length=1024)]
+    message: Annotated[str, Field(max_length=32768)] = ""
+    last_transition_time: str
+    observed_generation: int | None = None
+
+
+class PlanStatus(ApiModel):
+    """Summary of the accepted plan."""
+
+    engine: str
+    engine_version: str
+    image: str
+    gpu_type: str
+    tensor_parallel: int
+    attention_backend: str
+    dtype: str
+    quantization_flag: str | None = None
+    weights_gib: Annotated[float, Field(alias="weightsGiB")]
+    kv_cache_gib: Annotated[float, Field(alias="kvCacheGiB")]
+    decode_floor_ms: float
+    max_concurrency_at_slo: int | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class DecodeLatencyStatus(ApiModel):
+    p95_ms: float | None = None
+    percentile: int | None = None
+    observed_ms: float | None = None
+    observed_at: str | None = None
+
+
+class LastScale(ApiModel):
+    at: str
+    from_: Annotated[int, Field(alias="from")]
+    to: int
+    reason: str
+
+
+class LLMDeploymentStatus(ApiModel):
+    """Observed state of an LLMDeployment."""
+
+    phase: Phase | None = None
+    conditions: Annotated[
+        list[Condition],
+        Field(json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}),
+    ] = Field(default_factory=list)
+    plan: PlanStatus | None = None
+    replicas: int | None = None
+    ready_replicas: int | None = None
+    desired_replicas: int | None = None
+    decode_latency: DecodeLatencyStatus | None = None
+    last_scale: LastScale | None = None
+    observed_generation: int | None = None
+    deployment_name: str | None = None
+
+
+def set_condition(
+    conditions: list[dict[str, Any]],
+    type_: str,
+    status: bool | None,
+    reason: str,
+    message: str,
+    generation: int | None,
+    now: str | None = None,
+) -> list[dict[str, Any]]:
+    """Return conditions with `type_` set; lastTransitionTime moves only when the status changes."""
+    text = "Unknown" if status is None else ("True" if status else "False")
+    stamp = now or now_rfc3339()
+    updated: list[dict[str, Any]] = []
+    found = False
+    for condition in conditions:
+        if condition.get("type") != type_:
+            updated.append(condition)
+            continue
+        found = True
+        transition = condition.get("lastTransitionTime", stamp) if condition.get("status") == text else stamp
+        updated.append(_condition(type_, text, reason, message, transition, generation))
+    if not found:
+        updated.append(_condition(type_, text, reason, message, stamp, generation))
+    return updated
+
+
+def _condition(
+    type_: str, status: str, reason: str, message: str, at: str, generation: int | None
+) -> dict[str, Any]:
+    condition: dict[str, Any] = {
+        "type": type_,
+        "status": status,
+        "reason": reason,
+        "message": message[:32768],
+        "lastTransitionTime": at,
+    }
+    if generation is not None:
+        condition["observedGeneration"] = generation
+    return condition
+
+
+def get_condition(conditions: list[dict[str, Any]], type_: str) -> dict[str, Any] | None:
+    return next((c for c in conditions if c.get("type") == type_), None)

@@ -1,0 +1,1 @@
+"""llmop.autoscale package."""

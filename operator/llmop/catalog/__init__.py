@@ -1,0 +1,1 @@
+"""llmop.catalog package."""

@@ -1,0 +1,1 @@
+"""llmop.plan package."""

@@ -1,0 +1,1 @@
+"""llmop.sim package."""
