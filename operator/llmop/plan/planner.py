@@ -307,5 +307,7 @@ def _accepted_plan(
         min_replicas=spec.replicas.min,
         max_replicas=spec.replicas.max,
         startup_seconds=int(STARTUP_BASE_SECONDS + memory.weight_bytes / tp / LOAD_BYTES_PER_SECOND_PER_GPU),
+        decode_model=model,
+        mean_context_tokens=context,
         warnings=tuple(warnings),
     )

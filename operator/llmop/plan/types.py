@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmop.plan.latency import DecodeModel
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -68,6 +70,8 @@ class Plan:
     min_replicas: int
     max_replicas: int
     startup_seconds: int
+    decode_model: DecodeModel
+    mean_context_tokens: float
     warnings: tuple[Finding, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
