@@ -46,6 +46,9 @@ def _structural(node: Any) -> Any:
     node = {key: value for key, value in node.items() if key not in _DROP_KEYS}
     if node.get("x-kubernetes-preserve-unknown-fields"):
         kept = {k: v for k, v in node.items() if k in {"description", "x-kubernetes-preserve-unknown-fields"}}
+        branches = [b for b in node.get("anyOf", [node]) if b.get("type") != "null"]
+        if branches and all(b.get("type") == "object" for b in branches):
+            kept["type"] = "object"
         return kept
     if node.get("x-kubernetes-int-or-string"):
         kept = {

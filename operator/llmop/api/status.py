@@ -91,6 +91,13 @@ class LLMDeploymentStatus(ApiModel):
     last_scale: LastScale | None = None
     observed_generation: int | None = None
     deployment_name: str | None = None
+    autoscaler: Annotated[
+        dict[str, Any] | None,
+        Field(
+            description="Autoscaler memory (stabilization windows), so a restarted operator resumes without a jump.",
+            json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        ),
+    ] = None
 
 
 def set_condition(

@@ -1,0 +1,116 @@
+"""`llmop run`: start the operator (kopf) against the current kubeconfig, with Lease leader election."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import threading
+import uuid
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    run = subparsers.add_parser("run", help="run the operator against the current kubeconfig")
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument("-n", "--namespace", action="append", default=None, help="watch only this namespace (repeat)")
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (default)")
+    run.add_argument("--prometheus-url", default=None, help="Prometheus base URL (env LLMOP_PROMETHEUS_URL)")
+    run.add_argument("--metrics-port", type=int, default=None, help="port of the operator's /metrics (0: off)")
+    run.add_argument("--metrics-address", default=None, help="address of the operator's /metrics")
+    run.add_argument("--health-port", type=int, default=None, help="port of the liveness endpoint (0: off)")
+    run.add_argument("--autoscale-interval", type=float, default=None, help="seconds between autoscaler passes")
+    run.add_argument("--no-leader-elect", action="store_true", help="act without holding the Lease")
+    run.add_argument("--lease-name", default="llmop-operator", help="Lease used for leader election")
+    run.add_argument(
+        "--lease-namespace", default=None, help="namespace of the Lease (default: POD_NAMESPACE or default)"
+    )
+    run.add_argument("-v", "--verbose", action="store_true")
+    run.set_defaults(func=cmd_run)
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from dataclasses import replace
+
+    from llmop.controller.settings import OperatorConfig
+
+    config = OperatorConfig.from_env()
+    overrides: dict[str, Any] = {}
+    if args.prometheus_url:
+        overrides["prometheus_url"] = args.prometheus_url
+    if args.metrics_port is not None:
+        overrides["metrics_port"] = args.metrics_port
+    if args.metrics_address:
+        overrides["metrics_address"] = args.metrics_address
+    if args.health_port is not None:
+        overrides["health_port"] = args.health_port
+    if args.autoscale_interval:
+        overrides["autoscale_interval_seconds"] = args.autoscale_interval
+    return replace(config, **overrides)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import kopf
+    from kubernetes import client
+    from kubernetes import config as kube_config
+    from prometheus_client import start_http_server
+
+    from llmop.controller import handlers  # noqa: F401 - registers the kopf handlers
+    from llmop.controller.autoscaler import Autoscaler
+    from llmop.controller.kube import Kube
+    from llmop.controller.leader import LeaderElector
+    from llmop.controller.reconcile import Reconciler
+    from llmop.controller.runtime import Runtime, install
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("kubernetes", "urllib3", "aiohttp"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    config = _config(args)
+    try:
+        kube_config.load_incluster_config()
+    except kube_config.ConfigException:
+        kube_config.load_kube_config()
+    api_client = client.ApiClient()
+    kube = Kube(api_client)
+    install(Runtime(config, kube, Reconciler(kube, config), Autoscaler(kube, config)))
+    if config.metrics_port:
+        start_http_server(config.metrics_port, addr=config.metrics_address)
+
+    stop = threading.Event()
+    lost = threading.Event()
+    elector = None
+    if not args.no_leader_elect:
+        identity = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+        namespace = args.lease_namespace or os.environ.get("POD_NAMESPACE") or "default"
+        elector = LeaderElector(api_client, namespace, args.lease_name, identity)
+        if not elector.acquire(stop.is_set):
+            return 1
+        def on_lost() -> None:
+            lost.set()
+            stop.set()
+
+        elector.keep_renewing(on_lost)
+    namespaces = tuple(args.namespace or ())
+    env_namespace = os.environ.get("LLMOP_NAMESPACE")
+    if not namespaces and env_namespace and not args.all_namespaces:
+        namespaces = (env_namespace,)
+    liveness = f"http://0.0.0.0:{config.health_port}/healthz" if config.health_port else None
+    try:
+        kopf.run(
+            standalone=True,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            liveness_endpoint=liveness,
+            stop_flag=stop,
+        )
+    finally:
+        if elector is not None:
+            elector.release()
+    if lost.is_set():
+        logging.getLogger("llmop").error("lost the leader Lease; exiting so another replica takes over")
+        return 3
+    return 0

@@ -1,0 +1,139 @@
+"""Leader election on a coordination.k8s.io Lease, so only one of several operator replicas acts."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+log = logging.getLogger("llmop.leader")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _micro(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class LeaderElector:
+    """Acquire and renew a Lease; call `on_lost` if renewal fails for longer than the lease duration."""
+
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        namespace: str,
+        name: str,
+        identity: str,
+        lease_seconds: int = 15,
+        renew_seconds: float = 5.0,
+    ) -> None:
+        self.api = client.CoordinationV1Api(api_client)
+        self.namespace = namespace
+        self.name = name
+        self.identity = identity
+        self.lease_seconds = lease_seconds
+        self.renew_seconds = renew_seconds
+        self._stop = threading.Event()
+
+    def _try_acquire(self) -> bool:
+        now = _now()
+        try:
+            lease = self.api.read_namespaced_lease(self.name, self.namespace)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            body = client.V1Lease(
+                metadata=client.V1ObjectMeta(name=self.name, namespace=self.namespace),
+                spec=client.V1LeaseSpec(
+                    holder_identity=self.identity,
+                    lease_duration_seconds=self.lease_seconds,
+                    acquire_time=now,
+                    renew_time=now,
+                    lease_transitions=0,
+                ),
+            )
+            try:
+                self.api.create_namespaced_lease(self.namespace, body)
+                return True
+            except ApiException as create_error:
+                if create_error.status == 409:
+                    return False
+                raise
+        spec = lease.spec
+        holder = spec.holder_identity
+        renewed = spec.renew_time
+        duration = spec.lease_duration_seconds or self.lease_seconds
+        expired = renewed is None or (now - renewed).total_seconds() > duration
+        if holder not in (None, "", self.identity) and not expired:
+            return False
+        if holder != self.identity:
+            spec.lease_transitions = (spec.lease_transitions or 0) + 1
+            spec.acquire_time = now
+        spec.holder_identity = self.identity
+        spec.renew_time = now
+        spec.lease_duration_seconds = self.lease_seconds
+        try:
+            # replace carries the resourceVersion: a concurrent candidate gets 409 and stays a follower.
+            self.api.replace_namespaced_lease(self.name, self.namespace, lease)
+            return True
+        except ApiException as error:
+            if error.status == 409:
+                return False
+            raise
+
+    def acquire(self, should_stop: Callable[[], bool] = lambda: False) -> bool:
+        """Block until this process leads (True) or `should_stop` says to give up (False)."""
+        announced = False
+        while not should_stop():
+            try:
+                if self._try_acquire():
+                    log.info("leading as %s (lease %s/%s)", self.identity, self.namespace, self.name)
+                    return True
+            except ApiException as error:
+                log.warning("lease %s/%s: %s", self.namespace, self.name, error.reason)
+            if not announced:
+                log.info("waiting for lease %s/%s held by another replica", self.namespace, self.name)
+                announced = True
+            time.sleep(self.renew_seconds)
+        return False
+
+    def keep_renewing(self, on_lost: Callable[[], None]) -> threading.Thread:
+        """Renew in the background; on a lost or unrenewable lease call `on_lost` once."""
+
+        def loop() -> None:
+            last_ok = time.monotonic()
+            while not self._stop.wait(self.renew_seconds):
+                try:
+                    if self._try_acquire():
+                        last_ok = time.monotonic()
+                        continue
+                    log.error("lease %s/%s taken by another replica", self.namespace, self.name)
+                except Exception as error:
+                    log.warning("lease renewal failed: %s", error)
+                    if time.monotonic() - last_ok < self.lease_seconds:
+                        continue
+                on_lost()
+                return
+
+        thread = threading.Thread(target=loop, name="llmop-lease", daemon=True)
+        thread.start()
+        return thread
+
+    def release(self) -> None:
+        """Stop renewing and hand the lease back so another replica can take over at once."""
+        self._stop.set()
+        try:
+            lease = self.api.read_namespaced_lease(self.name, self.namespace)
+            if lease.spec.holder_identity == self.identity:
+                lease.spec.holder_identity = None
+                lease.spec.renew_time = None
+                self.api.replace_namespaced_lease(self.name, self.namespace, lease)
+        except Exception as error:
+            log.debug("lease release failed: %s", error)

@@ -1,0 +1,118 @@
+"""Reconcile one LLMDeployment: plan, render, apply what drifted, report status. Level-triggered, idempotent."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from llmop.api.status import now_rfc3339
+from llmop.controller import metrics
+from llmop.controller.drift import managed_fields_drift
+from llmop.controller.kube import Kube
+from llmop.controller.settings import OperatorConfig
+from llmop.controller.status import Observed, compute_status, status_changed
+from llmop.plan.parse import parse_spec
+from llmop.plan.planner import plan
+from llmop.plan.types import Plan, PlanErrors
+from llmop.render.labels import selector_labels
+from llmop.render.manifests import Owner, render
+
+log = logging.getLogger("llmop.reconcile")
+
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    """What one pass did (for logs, metrics and tests)."""
+
+    planned: bool
+    applied: tuple[str, ...]
+    status_written: bool
+    events: tuple[str, ...]
+
+
+def desired_replicas(body: dict[str, Any], result: Plan | PlanErrors) -> int | None:
+    """Replicas to run: the autoscaler's last decision within [min, max], or min when it has none."""
+    if isinstance(result, PlanErrors):
+        return None
+    status = body.get("status") or {}
+    autoscaling = (body.get("spec") or {}).get("autoscaling") or {}
+    recorded = status.get("desiredReplicas")
+    if autoscaling.get("enabled", True) is False or not isinstance(recorded, int):
+        return result.min_replicas
+    return min(max(recorded, result.min_replicas), result.max_replicas)
+
+
+class Reconciler:
+    """Runs reconcile passes; one at a time per object."""
+
+    def __init__(self, kube: Kube, config: OperatorConfig) -> None:
+        self.kube = kube
+        self.config = config
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    @contextmanager
+    def locked(self, namespace: str, name: str) -> Iterator[None]:
+        with self._guard:
+            lock = self._locks.setdefault((namespace, name), threading.Lock())
+        with lock:
+            yield
+
+    def plan_for(self, body: dict[str, Any]) -> Plan | PlanErrors:
+        spec = parse_spec(body.get("spec"))
+        if isinstance(spec, PlanErrors):
+            return spec
+        return plan(spec, body["metadata"]["name"], self.config.image_registry)
+
+    def reconcile(self, body: dict[str, Any]) -> ReconcileResult:
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        started = time.monotonic()
+        with self.locked(namespace, name):
+            fresh = self.kube.get_llmd(namespace, name)
+            if fresh is None or fresh["metadata"].get("deletionTimestamp"):
+                return ReconcileResult(False, (), False, ())
+            result = self._reconcile_locked(fresh)
+        metrics.RECONCILE_DURATION.labels(namespace, name).observe(time.monotonic() - started)
+        return result
+
+    def _reconcile_locked(self, body: dict[str, Any]) -> ReconcileResult:
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        result = self.plan_for(body)
+        replicas = desired_replicas(body, result)
+        applied: list[str] = []
+        if isinstance(result, Plan):
+            owner = Owner(name, namespace, meta.get("uid"))
+            for obj in render(result, owner, replicas):
+                live = self.kube.get(obj["kind"], namespace, obj["metadata"]["name"])
+                if managed_fields_drift(obj, live):
+                    self.kube.apply(obj)
+                    applied.append(obj["kind"])
+        else:
+            metrics.PLAN_REFUSALS.labels(namespace, name).inc()
+        observed = Observed(
+            deployment=self.kube.get("Deployment", namespace, name),
+            pods=self.kube.list_pods(namespace, selector_labels(name)),
+        )
+        current = body.get("status") or {}
+        update = compute_status(current, meta.get("generation"), result, observed, replicas, now_rfc3339())
+        changed = status_changed(current, update.status)
+        if changed:
+            self.kube.patch_llmd_status(namespace, name, changed)
+        for event in update.events:
+            self.kube.post_event(body, event)
+        metrics.record_replicas(namespace, name, update.status)
+        if applied or changed:
+            log.info("%s/%s: applied %s; status %s", namespace, name, applied or "nothing", sorted(changed))
+        return ReconcileResult(
+            planned=isinstance(result, Plan),
+            applied=tuple(applied),
+            status_written=bool(changed),
+            events=tuple(e.reason for e in update.events),
+        )

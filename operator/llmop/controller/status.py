@@ -1,0 +1,202 @@
+"""Status computation (pure): phase, conditions and events from the plan and the observed children."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmop.api.status import ConditionType, Phase, get_condition, set_condition
+from llmop.plan.types import Plan, PlanErrors
+
+
+@dataclass(frozen=True)
+class EventIntent:
+    """A Kubernetes Event to post about the LLMDeployment."""
+
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the shell read from the cluster about an LLMDeployment's children."""
+
+    deployment: dict[str, Any] | None
+    pods: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """The status fields to write and the events to post."""
+
+    status: dict[str, Any]
+    events: list[EventIntent]
+
+
+def plan_summary(plan: Plan) -> dict[str, Any]:
+    return {
+        "engine": plan.engine,
+        "engineVersion": plan.engine_version,
+        "image": plan.image,
+        "gpuType": plan.gpu_type,
+        "tensorParallel": plan.tensor_parallel,
+        "attentionBackend": plan.attention_backend,
+        "dtype": plan.dtype,
+        "quantizationFlag": plan.quantization_flag,
+        "weightsGiB": round(plan.weights_gib, 2),
+        "kvCacheGiB": round(plan.kv_cache_gib, 2),
+        "decodeFloorMs": round(plan.decode_floor_ms, 2),
+        "maxConcurrencyAtSlo": plan.max_concurrency_at_slo,
+        "warnings": [str(w) for w in plan.warnings],
+    }
+
+
+def unschedulable_message(pods: list[dict[str, Any]]) -> str | None:
+    """The scheduler's reason for the first Pending pod it could not place, if any."""
+    for pod in pods:
+        if (pod.get("status") or {}).get("phase") != "Pending":
+            continue
+        for condition in (pod.get("status") or {}).get("conditions") or []:
+            if (condition.get("type"), condition.get("status"), condition.get("reason")) == (
+                "PodScheduled",
+                "False",
+                "Unschedulable",
+            ):
+                return f"pod {pod['metadata']['name']}: {condition.get('message', 'unschedulable')}"
+    return None
+
+
+def _deployment_counts(deployment: dict[str, Any] | None) -> tuple[int, int, int, int]:
+    if deployment is None:
+        return 0, 0, 0, 0
+    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
+    return (
+        int(spec.get("replicas") or 0),
+        int(status.get("replicas") or 0),
+        int(status.get("readyReplicas") or 0),
+        int(status.get("updatedReplicas") or 0),
+    )
+
+
+def _rollout_done(deployment: dict[str, Any] | None) -> bool:
+    if deployment is None:
+        return False
+    desired, current, ready, updated = _deployment_counts(deployment)
+    status = deployment.get("status") or {}
+    observed = status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
+    return observed and updated == desired and ready == desired and current == desired
+
+
+def compute_status(
+    current: dict[str, Any],
+    generation: int | None,
+    result: Plan | PlanErrors,
+    observed: Observed,
+    desired_replicas: int | None,
+    now: str,
+) -> StatusUpdate:
+    """New status (merged onto `current`) and the events that the transitions call for."""
+    conditions: list[dict[str, Any]] = list(current.get("conditions") or [])
+    events: list[EventIntent] = []
+    previous_planned = get_condition(conditions, ConditionType.PLANNED)
+    status: dict[str, Any] = {}
+
+    if isinstance(result, PlanErrors):
+        message = result.summary
+        conditions = set_condition(conditions, ConditionType.PLANNED, False, "PlanRefused", message, generation, now)
+        if not (
+            previous_planned
+            and previous_planned.get("status") == "False"
+            and previous_planned.get("message") == message
+        ):
+            events.append(EventIntent("Warning", "PlanRefused", message))
+    else:
+        warnings = "; ".join(str(w) for w in result.warnings)
+        message = (
+            f"{result.tensor_parallel} x {result.gpu_type}, {result.engine} {result.engine_version}, "
+            f"{result.quantization}, {result.attention_backend}, decode floor {result.decode_floor_ms:.1f} ms"
+            + (f"; warnings: {warnings}" if warnings else "")
+        )
+        conditions = set_condition(conditions, ConditionType.PLANNED, True, "Planned", message, generation, now)
+        status["plan"] = plan_summary(result)
+        if not (
+            previous_planned
+            and previous_planned.get("status") == "True"
+            and previous_planned.get("observedGeneration") == generation
+        ):
+            events.append(EventIntent("Normal", "Planned", message))
+
+    desired, current_replicas, ready, updated = _deployment_counts(observed.deployment)
+    status["replicas"] = current_replicas
+    status["readyReplicas"] = ready
+    if desired_replicas is not None:
+        status["desiredReplicas"] = desired_replicas
+    if observed.deployment is not None:
+        status["deploymentName"] = observed.deployment["metadata"]["name"]
+
+    unschedulable = unschedulable_message(observed.pods)
+    rollout_done = _rollout_done(observed.deployment)
+    available = observed.deployment is not None and ready > 0
+    if observed.deployment is None:
+        conditions = set_condition(
+            conditions, ConditionType.AVAILABLE, False, "NoDeployment", "no engine Deployment exists", generation, now
+        )
+    elif desired == 0:
+        conditions = set_condition(
+            conditions, ConditionType.AVAILABLE, False, "ScaledToZero", "0 replicas requested", generation, now
+        )
+    else:
+        conditions = set_condition(
+            conditions,
+            ConditionType.AVAILABLE,
+            available,
+            "ReplicasReady" if available else "NoReadyReplicas",
+            f"{ready}/{desired} replicas ready",
+            generation,
+            now,
+        )
+    progressing = observed.deployment is not None and not rollout_done
+    conditions = set_condition(
+        conditions,
+        ConditionType.PROGRESSING,
+        progressing,
+        "RollingOut" if progressing else "RolloutComplete",
+        f"{updated}/{desired} updated, {ready}/{desired} ready",
+        generation,
+        now,
+    )
+    if unschedulable:
+        conditions = set_condition(
+            conditions, ConditionType.DEGRADED, True, "Unschedulable", unschedulable, generation, now
+        )
+    else:
+        conditions = set_condition(conditions, ConditionType.DEGRADED, False, "AsExpected", "", generation, now)
+
+    previous_available = get_condition(list(current.get("conditions") or []), ConditionType.AVAILABLE)
+    if rollout_done and desired > 0 and not (previous_available and previous_available.get("status") == "True"):
+        events.append(EventIntent("Normal", "Available", f"{ready}/{desired} replicas ready"))
+    previous_degraded = get_condition(list(current.get("conditions") or []), ConditionType.DEGRADED)
+    if unschedulable and not (previous_degraded and previous_degraded.get("message") == unschedulable):
+        events.append(EventIntent("Warning", "Unschedulable", unschedulable))
+
+    if isinstance(result, PlanErrors):
+        phase = Phase.FAILED
+    elif unschedulable:
+        phase = Phase.DEGRADED if available else Phase.PENDING
+    elif observed.deployment is None:
+        phase = Phase.PENDING
+    elif rollout_done:
+        phase = Phase.READY
+    else:
+        phase = Phase.DEPLOYING
+    status["phase"] = phase.value
+    status["conditions"] = conditions
+    if generation is not None and not isinstance(result, PlanErrors):
+        status["observedGeneration"] = generation
+    return StatusUpdate(status=status, events=events)
+
+
+def status_changed(current: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """The subset of `update` whose values differ from `current` (an empty dict means: write nothing)."""
+    return {key: value for key, value in update.items() if current.get(key) != value}
