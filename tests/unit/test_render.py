@@ -63,7 +63,13 @@ def test_pod_template_for_tensor_parallel() -> None:
 
 def test_single_gpu_has_no_shm_volume_and_scrape_annotations() -> None:
     deployment = _render(
-        {"model": {"name": "meta-llama/Llama-3.1-8B-Instruct"}, "engine": "tgi", "gpu": {"type": "L4"}}, replicas=3
+        {
+            "model": {"name": "meta-llama/Llama-3.1-8B-Instruct"},
+            "engine": "tgi",
+            "gpu": {"type": "L4", "count": 1},
+            "maxModelLen": 4096,
+        },
+        replicas=3,
     )[0]
     assert deployment["spec"]["replicas"] == 3
     template = deployment["spec"]["template"]
