@@ -76,7 +76,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         kube_config.load_kube_config()
     api_client = client.ApiClient()
     kube = Kube(api_client)
-    install(Runtime(config, kube, Reconciler(kube, config), Autoscaler(kube, config)))
+    reconciler = Reconciler(kube, config)
+    install(Runtime(config, kube, reconciler, Autoscaler(kube, config, reconciler.locked)))
     if config.metrics_port:
         start_http_server(config.metrics_port, addr=config.metrics_address)
 
@@ -89,6 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         elector = LeaderElector(api_client, namespace, args.lease_name, identity)
         if not elector.acquire(stop.is_set):
             return 1
+
         def on_lost() -> None:
             lost.set()
             stop.set()

@@ -1,0 +1,208 @@
+"""The metrics source: one Observation per LLMDeployment from Prometheus; never raises, reports errors instead."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from llmop.autoscale.promql import Query, queries, render, selector
+
+# Quantiles that land in the first bucket are only known to be <= its upper edge (vLLM: 10 ms).
+COARSE_FIRST_BUCKET_S = 0.001
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What Prometheus says about one LLMDeployment over the SLO window; `error` set means: do not act on it."""
+
+    latency_ms: float | None  # p-quantile of decode latency; None without (enough) traffic
+    samples: float  # tokens (vLLM) or decode steps (TGI) observed in the window
+    running: float | None
+    waiting: float | None
+    kv_usage: float | None
+    observed_at: float
+    error: str | None = None
+    below_resolution: bool = False  # the quantile fell in the first bucket: latency_ms is an upper bound
+    percentile: float = 95.0
+    ttft_ms: float | None = None
+    request_rate: float | None = None
+    mean_prompt_tokens: float | None = None
+    mean_output_tokens: float | None = None
+    waiting_growth_rps: float | None = None  # d(waiting)/dt over the rate window
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def latency_text(self) -> str:
+        """`61 ms`, `<= 10 ms` or `n/a`."""
+        if self.latency_ms is None:
+            return "n/a"
+        prefix = "<= " if self.below_resolution else ""
+        return f"{prefix}{self.latency_ms:.0f} ms" if self.latency_ms >= 10 else f"{prefix}{self.latency_ms:.1f} ms"
+
+    @classmethod
+    def failed(cls, error: str, observed_at: float, percentile: float = 95.0) -> Observation:
+        return cls(None, 0.0, None, None, None, observed_at, error=error, percentile=percentile)
+
+
+class MetricsSource(Protocol):
+    """Anything that can observe a deployment (Prometheus here; the simulator's replay in benchmarks)."""
+
+    def observe(
+        self, namespace: str, name: str, engine: str, engine_version: str | None, percentile: float, window_s: float
+    ) -> Observation: ...
+
+
+def bucket_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:
+    """Prometheus' histogram_quantile over (upper bound, cumulative count) pairs; NaN without observations."""
+    ordered = sorted(buckets)
+    if len(ordered) < 2 or not math.isinf(ordered[-1][0]):
+        return math.nan
+    counts: list[float] = []
+    for _, count in ordered:  # ensure monotonic, as Prometheus does
+        counts.append(max(count, counts[-1]) if counts else count)
+    total = counts[-1]
+    if total <= 0:
+        return math.nan
+    rank = q * total
+    index = next(i for i, count in enumerate(counts) if count >= rank or i == len(counts) - 1)
+    if index == len(ordered) - 1:
+        return ordered[-2][0]
+    if index == 0 and ordered[0][0] <= 0:
+        return ordered[0][0]
+    start, end, count = 0.0, ordered[index][0], counts[index]
+    if index > 0:
+        start = ordered[index - 1][0]
+        count -= counts[index - 1]
+        rank -= counts[index - 1]
+    return start + (end - start) * (rank / count) if count > 0 else end
+
+
+def resolve_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> tuple[float, bool]:
+    """(quantile in seconds, below_resolution): a quantile in a coarse first bucket is reported as its upper edge."""
+    value = bucket_quantile(q, buckets)
+    finite = sorted(bound for bound, _ in buckets if not math.isinf(bound))
+    if not math.isnan(value) and finite and finite[0] > COARSE_FIRST_BUCKET_S and value <= finite[0]:
+        return finite[0], True
+    return value, False
+
+
+class QueryFailed(Exception):
+    """Prometheus answered with an error, or not at all."""
+
+
+Runner = Callable[[str], list[dict[str, Any]]]
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _scalar(result: list[dict[str, Any]]) -> float | None:
+    """Single-series value; None when empty or NaN."""
+    if not result:
+        return None
+    value = _number(result[0].get("value", [0, "NaN"])[1])
+    return None if math.isnan(value) or math.isinf(value) else value
+
+
+class PrometheusMetrics:
+    """Reads one Observation per deployment through prometheus-api-client's `custom_query`."""
+
+    def __init__(self, url: str, timeout_s: float = 5.0, runner: Runner | None = None) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        self._runner = runner
+        self._client: Any = None
+
+    def _run(self, expr: str) -> list[dict[str, Any]]:
+        if self._runner is not None:
+            return self._runner(expr)
+        if self._client is None:
+            from prometheus_api_client import PrometheusConnect
+            from urllib3.util.retry import Retry
+
+            self._client = PrometheusConnect(
+                self.url, disable_ssl=True, retry=Retry(total=1, backoff_factor=0.1), timeout=self.timeout_s
+            )
+        result = self._client.custom_query(expr)
+        if not isinstance(result, list):
+            raise QueryFailed(f"unexpected answer {type(result).__name__}")
+        return result
+
+    def observe(
+        self,
+        namespace: str,
+        name: str,
+        engine: str,
+        engine_version: str | None = None,
+        percentile: float = 95.0,
+        window_s: float = 120.0,
+    ) -> Observation:
+        now = time.time()
+        try:
+            return self._observe(namespace, name, engine, engine_version, percentile, window_s, now)
+        except Exception as error:  # fail-static: the policy holds on any failure
+            text = str(error).splitlines()[0] if str(error) else type(error).__name__
+            return Observation.failed(f"prometheus {self.url}: {type(error).__name__}: {text[:300]}", now, percentile)
+
+    def _observe(
+        self,
+        namespace: str,
+        name: str,
+        engine: str,
+        engine_version: str | None,
+        percentile: float,
+        window_s: float,
+        now: float,
+    ) -> Observation:
+        by_name: dict[str, Query] = {item.name: item for item in queries(engine, engine_version)}
+        sel = selector(namespace, name)
+
+        def run(query_name: str) -> list[dict[str, Any]]:
+            return self._run(render(by_name[query_name].template, sel, window_s, percentile / 100))
+
+        bucket_rows = run("decode_latency_buckets")
+        running = _scalar(run("running"))
+        waiting = _scalar(run("waiting"))
+        if running is None or waiting is None:
+            return Observation.failed(
+                f"no running/waiting series for {namespace}/{name} in Prometheus (no {engine} pod scraped?)",
+                now,
+                percentile,
+            )
+        buckets = [(_number(row.get("metric", {}).get("le")), _number(row["value"][1])) for row in bucket_rows]
+        buckets = [(bound, count) for bound, count in buckets if not math.isnan(bound) and not math.isnan(count)]
+        total_rate = max((count for bound, count in buckets if math.isinf(bound)), default=0.0)
+        samples = total_rate * window_s
+        latency_s, below = resolve_quantile(percentile / 100, buckets) if samples > 0 else (math.nan, False)
+
+        def optional(query_name: str) -> float | None:
+            if query_name not in by_name:
+                return None
+            return _scalar(run(query_name))
+
+        ttft = optional("ttft_quantile")
+        return Observation(
+            latency_ms=None if math.isnan(latency_s) else latency_s * 1000.0,
+            samples=samples,
+            running=running,
+            waiting=waiting,
+            kv_usage=optional("kv_usage"),
+            observed_at=now,
+            below_resolution=below,
+            percentile=percentile,
+            ttft_ms=None if ttft is None else ttft * 1000.0,
+            request_rate=optional("request_rate"),
+            mean_prompt_tokens=optional("mean_prompt_tokens"),
+            mean_output_tokens=optional("mean_output_tokens"),
+            waiting_growth_rps=optional("waiting_growth"),
+        )

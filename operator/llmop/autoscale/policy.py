@@ -1,0 +1,364 @@
+"""The scaling policy: (config, state, observation, replicas, now) -> Decision. Pure and deterministic."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from llmop.autoscale.capacity import CapacityModel, mean_itl_ms, replicas_for
+from llmop.autoscale.metrics import Observation
+
+Direction = Literal["up", "down", "hold"]
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Targets and limits of one LLMDeployment (build it with `from_plan`)."""
+
+    target_ms: float
+    percentile: float
+    min_replicas: int
+    max_replicas: int
+    scale_up_stabilization_s: float = 30.0
+    scale_down_stabilization_s: float = 300.0
+    tolerance: float = 0.1
+    capacity_per_replica: int | None = None  # sequences one replica runs within the SLO (plan.max_concurrency_at_slo)
+    decode_floor_ms: float = 0.0
+    min_samples: float = 200.0  # tokens in the window below which the latency is not judged
+    window_s: float = 120.0  # the SLO window: after a scale step, latency is re-judged only on data after it
+    max_staleness_s: float = 180.0
+    scale_down_step_s: float = 60.0  # between successive down steps (the first one waits the full window)
+    capacity_model: CapacityModel | None = None  # Little's law over the decode model, at the observed lengths
+
+    @classmethod
+    def from_plan(cls, plan: Any, percentile: float, window_s: float, up_s: float, down_s: float) -> PolicyConfig:
+        """From an accepted `Plan` plus the spec's SLO percentile/window and stabilization windows (seconds)."""
+        return cls(
+            target_ms=float(plan.slo_target_ms),
+            percentile=float(percentile),
+            min_replicas=int(plan.min_replicas),
+            max_replicas=int(plan.max_replicas),
+            scale_up_stabilization_s=up_s,
+            scale_down_stabilization_s=down_s,
+            capacity_per_replica=plan.max_concurrency_at_slo or None,
+            decode_floor_ms=float(plan.decode_floor_ms),
+            window_s=window_s,
+            capacity_model=CapacityModel.from_plan(plan),
+        )
+
+    def clamp(self, replicas: int) -> int:
+        return max(self.min_replicas, min(self.max_replicas, replicas))
+
+
+def _iso(value: float | None) -> str | None:
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parse_time(value: Any) -> float | None:
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class PolicyState:
+    """What the policy remembers between ticks; stored in status.autoscaler so a restart resumes without a jump."""
+
+    breach_since: float | None = None  # pressure to scale up has held since
+    headroom_since: float | None = None  # n-1 replicas would have met the SLO since
+    last_scale_at: float | None = None
+    last_scale_direction: Direction | None = None
+    last_ready: int | None = None
+    ready_changed_at: float | None = None
+
+    _KEYS = (
+        ("breach_since", "breachSince"),
+        ("headroom_since", "headroomSince"),
+        ("last_scale_at", "lastScaleAt"),
+        ("ready_changed_at", "readyChangedAt"),
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        """camelCase, JSON-safe: times as RFC 3339 strings."""
+        data: dict[str, Any] = {key: _iso(getattr(self, attr)) for attr, key in self._KEYS}
+        data["lastScaleDirection"] = self.last_scale_direction
+        data["lastReady"] = self.last_ready
+        return {key: value for key, value in data.items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> PolicyState:
+        """Tolerant: unknown or malformed fields are dropped (a fresh window is the safe default)."""
+        if not isinstance(data, dict):
+            return cls()
+        times = {attr: _parse_time(data.get(key)) for attr, key in cls._KEYS}
+        direction = data.get("lastScaleDirection")
+        ready = data.get("lastReady")
+        return cls(
+            **times,
+            last_scale_direction=direction if direction in ("up", "down") else None,
+            last_ready=ready if isinstance(ready, int) and not isinstance(ready, bool) and ready >= 0 else None,
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one tick: what to set, why (with numbers), and what to report."""
+
+    desired: int
+    direction: Direction
+    reason: str
+    slo_met: bool | None
+    metrics_available: bool
+    metrics_reason: str
+    state: PolicyState
+
+
+def _ms(value: float) -> str:
+    return f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f} s"
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """The observation as the policy judges it."""
+
+    latency: float | None  # None: not judged (too few samples, or below resolution under a sub-10 ms target)
+    label: str  # e.g. "p95 TPOT 61 ms"
+    demand: float  # running + waiting requests
+    waiting: float
+    rps: float | None = None  # finished requests/s plus the backlog spread over one window
+    prompt: float = 0.0
+    output: float = 0.0
+
+    def need(self, config: PolicyConfig, target_ms: float) -> int | None:
+        """Replicas the capacity model asks for at this load; None without the model or the load figures."""
+        model = config.capacity_model
+        if model is None or self.rps is None:
+            return None
+        return replicas_for(model, self.rps, self.prompt, self.output, target_ms, max(config.max_replicas, 1) * 2)
+
+    def model_itl(self, config: PolicyConfig, replicas: int) -> float | None:
+        model = config.capacity_model
+        if model is None or self.rps is None or replicas <= 0:
+            return None
+        return mean_itl_ms(model, self.rps / replicas, self.prompt, self.output)
+
+
+def _read(config: PolicyConfig, obs: Observation) -> tuple[_Reading, str]:
+    name = f"p{config.percentile:g} TPOT"
+    demand = (obs.running or 0.0) + (obs.waiting or 0.0)
+    waiting = obs.waiting if obs.waiting is not None and obs.waiting >= 0.5 else 0.0  # a count of requests
+    load: dict[str, Any] = {}
+    if obs.request_rate is not None and obs.mean_prompt_tokens and obs.mean_output_tokens:
+        # Offered load: what finishes, plus how fast the queue grows, plus the backlog drained over one window.
+        rps = obs.request_rate + max(obs.waiting_growth_rps or 0.0, 0.0) + waiting / max(config.window_s, 1.0)
+        load = {"rps": rps, "prompt": obs.mean_prompt_tokens, "output": obs.mean_output_tokens}
+    if obs.latency_ms is None or obs.samples < config.min_samples:
+        note = f"{obs.samples:.0f} tokens in the window < {config.min_samples:.0f}: latency not judged"
+        return _Reading(None, f"{name} n/a", demand, waiting, **load), note
+    if obs.below_resolution and obs.latency_ms > config.target_ms:
+        note = f"{name} {obs.latency_text()} is below the histogram's resolution and the {_ms(config.target_ms)} SLO"
+        return _Reading(None, f"{name} {obs.latency_text()}", demand, waiting, **load), note
+    return _Reading(obs.latency_ms, f"{name} {obs.latency_text()}", demand, waiting, **load), "ok"
+
+
+def _hold(
+    config: PolicyConfig, state: PolicyState, current: int, reason: str, slo_met: bool | None, available: bool, why: str
+) -> Decision:
+    desired = config.clamp(current)
+    direction: Direction = "hold" if desired == current else ("up" if desired > current else "down")
+    if desired != current:
+        reason = f"scaled {current} -> {desired}: outside replicas {config.min_replicas}..{config.max_replicas}"
+        state = replace(state, last_scale_at=None, breach_since=None, headroom_since=None)
+    return Decision(desired, direction, reason, slo_met, available, why, state)
+
+
+def _up_target(config: PolicyConfig, reading: _Reading, ready: int, current: int) -> tuple[int, str]:
+    """How many replicas the pressure asks for: the capacity model's count, or proportional to the excess.
+
+    Returns at least one more than `current`; `_estimate` gives the count without that floor."""
+    estimate, basis = _estimate(config, reading, ready, current)
+    return config.clamp(max(estimate, current + 1)), basis
+
+
+def _estimate(config: PolicyConfig, reading: _Reading, ready: int, current: int) -> tuple[int, str]:
+    wants = [0]
+    basis = "one more replica"
+    need = reading.need(config, config.target_ms * (1 - config.tolerance))
+    if need is not None:
+        if need > current:
+            wants.append(need)
+            basis = f"capacity model: {reading.rps:.1f} req/s needs {need}"
+        return max(wants), basis
+    if reading.latency is not None and reading.latency > config.target_ms and ready > 0:
+        excess = (reading.latency - config.decode_floor_ms) / max(config.target_ms - config.decode_floor_ms, 1e-9)
+        by_latency = math.ceil(ready * excess * (1 + config.tolerance) - 1e-9)
+        if by_latency > wants[0]:
+            wants.append(by_latency)
+            basis = f"latency above the {_ms(config.decode_floor_ms)} floor x{excess:.2f}"
+    if config.capacity_per_replica:
+        by_demand = math.ceil(reading.demand / config.capacity_per_replica - 1e-9)
+        if by_demand > max(wants):
+            wants.append(by_demand)
+            basis = f"{reading.demand:.0f} requests / {config.capacity_per_replica} per replica"
+    return max(wants), basis
+
+
+def decide(
+    config: PolicyConfig, state: PolicyState, obs: Observation, current_replicas: int, ready_replicas: int, now: float
+) -> Decision:
+    """One tick of the policy.
+
+    Rules, in order: missing/failed/stale data holds (fail-static); 0 replicas scale to 1 only on waiting
+    requests; an SLO below the decode floor holds; pressure (p-quantile above the SLO, or running+waiting above
+    the capacity model on the ready replicas) held for the up-stabilization window scales up, possibly several
+    replicas (latency excess over the floor, or demand / capacity); while replicas are still starting it adds
+    more only if even the replicas already coming are too few by those estimates; headroom (one replica fewer
+    projects under SLO x (1 - tolerance), by latency and capacity, nothing waiting) held for the
+    down-stabilization window scales down one replica; the next step needs headroom still and `scale_down_step_s`. The
+    result is always clamped to [min, max].
+    """
+    current, ready = max(current_replicas, 0), max(min(ready_replicas, current_replicas), 0)
+    if state.last_ready is not None and ready > state.last_ready:
+        state = replace(state, ready_changed_at=now)  # the latency window still holds the time before
+    state = replace(state, last_ready=ready)
+    target = config.target_ms
+    # 1. Missing, failed or stale data: fail static.
+    if obs.error is not None or obs.running is None or obs.waiting is None:
+        why = obs.error or "no running/waiting requests series"
+        if current == 0:
+            return _hold(config, state, current, "holding at 0: no replicas to measure", None, False, why)
+        state = replace(state, breach_since=None, headroom_since=None)
+        return _hold(config, state, current, f"holding {current}: metrics unavailable ({why})", None, False, why)
+    if now - obs.observed_at > config.max_staleness_s:
+        why = f"observation is {now - obs.observed_at:.0f} s old"
+        state = replace(state, breach_since=None, headroom_since=None)
+        return _hold(config, state, current, f"holding {current}: metrics stale ({why})", None, False, why)
+    reading, note = _read(config, obs)
+    metrics_reason = "ok" if note == "ok" else note
+    slo_met = None if reading.latency is None else reading.latency <= target
+    # 2. Scale from zero: only on evidence of waiting requests.
+    if current == 0:
+        if reading.waiting > 0 and config.max_replicas > 0:
+            desired = config.clamp(1)
+            reason = f"scaled 0 -> {desired}: {reading.waiting:.0f} requests waiting"
+            return Decision(desired, "up", reason, slo_met, True, metrics_reason, _scaled(state, now, "up"))
+        return _hold(config, state, current, "holding at 0: no waiting requests", slo_met, True, metrics_reason)
+    # 3. An SLO below the physical floor cannot be chased.
+    if target < config.decode_floor_ms:
+        reason = (
+            f"holding {current}: SLO {_ms(target)} is below the decode floor of {_ms(config.decode_floor_ms)}; "
+            "more replicas cannot reach it"
+        )
+        return _hold(config, state, current, reason, False, True, metrics_reason)
+    # 4. Pressure: latency above the SLO, or more requests than the capacity model allows on the ready replicas.
+    stale_window = state.ready_changed_at is not None and now - state.ready_changed_at < config.window_s
+    capacity = config.capacity_per_replica
+    need = reading.need(config, target)
+    if need is not None:
+        over_capacity = need > max(ready, 1)
+        why_capacity = f"{reading.rps:.1f} req/s needs {need} replicas by the capacity model, {ready} ready"
+    else:
+        over_capacity = capacity is not None and reading.demand > capacity * max(ready, 1)
+        why_capacity = f"{reading.demand:.0f} requests > capacity {capacity or 0} x {max(ready, 1)} ready"
+    modelled = need is not None or capacity is not None
+    latency_breach = reading.latency is not None and reading.latency > target
+    if latency_breach and stale_window and modelled and not over_capacity:
+        latency_breach = False  # the window still holds the time before the last readiness change
+    if not modelled and reading.latency is None and reading.waiting > 0:
+        over_capacity = True  # no capacity model: a queue is the only load signal
+        why_capacity = f"{reading.waiting:.0f} requests waiting"
+    pressure = latency_breach or over_capacity
+    why_up = f"{reading.label} > SLO {_ms(target)}" if latency_breach else why_capacity
+    if pressure:
+        since = state.breach_since if state.breach_since is not None else now
+        state = replace(state, breach_since=since, headroom_since=None)
+        held = now - since
+        wanted, basis = _up_target(config, reading, ready, current)
+        if current >= config.max_replicas:
+            return _hold(config, state, current, f"holding {current} (max): {why_up}", slo_met, True, metrics_reason)
+        if held < config.scale_up_stabilization_s:
+            reason = f"holding {current}: {why_up} for {_seconds(held)} (< {_seconds(config.scale_up_stabilization_s)})"
+            return _hold(config, state, current, reason, slo_met, True, metrics_reason)
+        if ready < current and _estimate(config, reading, ready, current)[0] <= current:
+            reason = f"holding {current}: {why_up}; waiting for {current - ready} starting replica(s)"
+            return _hold(config, state, current, reason, slo_met, True, metrics_reason)
+        reason = f"scaled {current} -> {wanted}: {why_up} for {_seconds(held)} ({basis})"
+        state = replace(_scaled(state, now, "up"), breach_since=None)
+        return Decision(wanted, "up", reason, slo_met, True, metrics_reason, state)
+    state = replace(state, breach_since=None)
+    # 5. Headroom: would one replica fewer still meet the SLO, by the latency and by the capacity model?
+    fewer = current - 1
+    headroom, why_not = _headroom(config, reading, ready, current, fewer)
+    if not headroom or current <= config.min_replicas or ready < current:
+        state = replace(state, headroom_since=None)
+        if current > config.max_replicas or current < config.min_replicas:
+            return _hold(config, state, current, "", slo_met, True, metrics_reason)
+        detail = why_not if not headroom else ("at min" if current <= config.min_replicas else "replicas starting")
+        return _hold(
+            config, state, current, f"holding {current}: {reading.label}; {detail}", slo_met, True, metrics_reason
+        )
+    since = state.headroom_since if state.headroom_since is not None else now
+    state = replace(state, headroom_since=since)
+    held = now - since
+    since_scale = math.inf if state.last_scale_at is None else now - state.last_scale_at
+    if held < config.scale_down_stabilization_s or since_scale < config.scale_down_step_s:
+        wait = max(config.scale_down_stabilization_s - held, config.scale_down_step_s - since_scale, 0.0)
+        reason = (
+            f"holding {current}: headroom for {_seconds(held)} ({reading.label}); {fewer} would do in {_seconds(wait)}"
+        )
+        return _hold(config, state, current, reason, slo_met, True, metrics_reason)
+    reason = f"scaled {current} -> {fewer}: {reading.label} <= SLO {_ms(target)}; {why_not} for {_seconds(held)}"
+    # The headroom clock keeps running: the next step needs headroom still, and a full SLO window after this one.
+    state = replace(_scaled(state, now, "down"), headroom_since=since)
+    return Decision(fewer, "down", reason, slo_met, True, metrics_reason, state)
+
+
+def _headroom(config: PolicyConfig, reading: _Reading, ready: int, current: int, fewer: int) -> tuple[bool, str]:
+    """Projected latency and demand on `fewer` replicas, inside the tolerance band below the SLO."""
+    limit = config.target_ms * (1 - config.tolerance)
+    if fewer <= 0:
+        idle = reading.demand <= 0 and reading.latency is None
+        return idle, "no requests" if idle else "requests in flight"
+    if reading.waiting > 0:
+        return False, f"{reading.waiting:.0f} requests waiting"
+    parts: list[str] = []
+    need = reading.need(config, limit)
+    if need is not None:
+        if need > fewer:
+            return False, f"{reading.rps:.1f} req/s needs {need} replicas by the capacity model"
+        parts.append(f"{reading.rps:.1f} req/s fits {fewer} by the capacity model")
+    if reading.latency is not None:
+        floor = config.decode_floor_ms
+        now_itl, fewer_itl = reading.model_itl(config, max(ready, 1)), reading.model_itl(config, fewer)
+        if now_itl and fewer_itl is not None and math.isfinite(now_itl):
+            projected = reading.latency * fewer_itl / now_itl  # the model's ratio, scaled by what is observed
+        else:
+            projected = floor + max(reading.latency - floor, 0.0) * max(ready, 1) / fewer
+        if projected > limit:
+            return False, f"{fewer} replicas would give ~{_ms(projected)} > {_ms(limit)}"
+        parts.append(f"{fewer} replicas project ~{_ms(projected)}")
+    if need is None and config.capacity_per_replica:
+        room = config.capacity_per_replica * fewer * (1 - config.tolerance)
+        if reading.demand > room:
+            return False, f"{reading.demand:.0f} requests > {room:.0f} for {fewer} replicas"
+        parts.append(f"{reading.demand:.0f} requests fit {fewer}")
+    if not parts:
+        return False, "no latency and no capacity model to judge headroom"
+    return True, ", ".join(parts)
+
+
+def _scaled(state: PolicyState, now: float, direction: Direction) -> PolicyState:
+    return replace(state, last_scale_at=now, last_scale_direction=direction, breach_since=None, headroom_since=None)

@@ -1,0 +1,173 @@
+"""`llmop sim serve`, `llmop simulate` and `llmop probe`: the simulator and the active probe on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llmop.plan.parse import Resource, parse_resource
+from llmop.plan.planner import plan
+from llmop.plan.types import Plan, PlanErrors
+from llmop.sim import replay
+from llmop.sim.model import DEFAULT_PROMPT_TOKENS
+from llmop.sim.traces import TraceError, load
+
+
+class _Fail(Exception):
+    """A one-line error for stderr (exit code 2)."""
+
+
+def _resource(path: str) -> tuple[Resource, Plan]:
+    try:
+        documents = [d for d in yaml.safe_load_all(Path(path).read_text(encoding="utf-8")) if d is not None]
+    except (OSError, yaml.YAMLError) as error:
+        raise _Fail(f"{path}: {error}") from None
+    if not documents:
+        raise _Fail(f"{path}: no LLMDeployment in the file")
+    resource = parse_resource(documents[0])
+    if isinstance(resource, PlanErrors):
+        raise _Fail(f"{path}: {resource.summary}")
+    result = plan(resource.spec, resource.name)
+    if isinstance(result, PlanErrors):
+        raise _Fail(f"{path}: refused: {result.summary}")
+    return resource, result
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    try:
+        resource, result = _resource(args.file)
+        trace = load(args.trace)
+        startup = float(result.startup_seconds if args.startup_seconds is None else args.startup_seconds)
+        setup = replay.Setup(resource, result, trace, startup, prompt_tokens=args.prompt_tokens)
+        outcome = replay.run(setup, args.policy)
+    except (_Fail, TraceError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(outcome.to_json()))
+        return 0
+    step = "-" if outcome.step_to_decision_s is None else f"{outcome.step_to_decision_s:.0f} s"
+    print(f"{resource.name} under {args.policy} on {trace.name} ({outcome.minutes} min, start-up {startup:.0f} s):")
+    print(f"  SLO minutes        {outcome.slo_minutes_pct:.1f} %")
+    print(f"  GPU-hours          {outcome.gpu_hours:.2f}")
+    print(f"  scale events       {outcome.scale_events}")
+    print(f"  step to decision   {step}")
+    print(f"  minutes queueing   {outcome.queued_minutes_pct:.1f} %")
+    return 0
+
+
+def _parse_load(values: list[str]) -> dict[tuple[str, str], tuple[float, float]]:
+    loads: dict[tuple[str, str], tuple[float, float]] = {}
+    for value in values:
+        target, _, numbers = value.partition("=")
+        namespace, _, name = target.partition("/")
+        rps, _, tokens = numbers.partition(":")
+        if not name or not rps:
+            raise _Fail(f"--load {value!r}: expected NAMESPACE/NAME=RPS[:OUTPUT_TOKENS]")
+        loads[(namespace, name)] = (float(rps), float(tokens or 256))
+    return loads
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from llmop.sim.server import Fleet, SimServer, StaticDeployment
+
+    fleet = Fleet()
+    try:
+        loads = _parse_load(args.load or [])
+        trace = load(args.trace) if args.trace else None
+        for path in args.file or []:
+            resource, result = _resource(path)
+            rps, tokens = loads.get((resource.namespace, resource.name), (args.rps, args.output_tokens))
+            fleet.add(StaticDeployment(resource.namespace, resource.name, result, args.replicas, rps, tokens,
+                                       startup_seconds=args.startup_seconds))  # fmt: skip
+            if trace:
+                fleet.set_trace(resource.namespace, resource.name, trace)
+        server = SimServer(fleet, args.port)
+    except (_Fail, TraceError, ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    sync: Any = None
+    if not args.file:
+        from llmop.sim.cluster import ClusterSync
+
+        sync = ClusterSync(fleet, args.kubeconfig, args.startup_seconds, args.rps, args.output_tokens)
+        sync.start()
+    server.start()
+    print(f"llmop sim serving {server.url}/metrics", flush=True)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        while not stopped.wait(0.5):
+            if trace and sync is not None:
+                with fleet.lock:
+                    for namespace, name in list(fleet.sims):
+                        if (namespace, name) not in fleet.traces and (namespace, name) not in loads:
+                            fleet.set_trace(namespace, name, trace)
+            if sync is not None:
+                for (namespace, name), (rps, tokens) in loads.items():
+                    if (namespace, name) in fleet.sims and fleet.sims[(namespace, name)].workload.rps != rps:
+                        fleet.set_load(namespace, name, rps, tokens)
+                loads = {k: v for k, v in loads.items() if k not in fleet.sims}
+    except KeyboardInterrupt:
+        pass
+    if sync is not None:
+        sync.stop()
+    server.stop()
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from llmop.autoscale.probe import probe
+
+    result = probe(args.endpoint, args.engine, args.max_tokens, args.model, args.timeout)
+    if args.json:
+        print(json.dumps(result.to_json()))
+    elif result.error:
+        print(f"probe {result.endpoint} ({result.engine}) failed: {result.error}", file=sys.stderr)
+    else:
+        tpot = "n/a" if result.tpot_ms is None else f"{result.tpot_ms:.1f} ms"
+        ttft = "n/a" if result.ttft_ms is None else f"{result.ttft_ms:.1f} ms"
+        print(f"{result.endpoint} ({result.engine}): TTFT {ttft}, TPOT {tpot} over {result.tokens} tokens")
+    return 1 if result.error else 0
+
+
+def register(subparsers: Any) -> None:
+    """Add `sim`, `simulate` and `probe` to the `llmop` command line."""
+    p_sim = subparsers.add_parser("sim", help="the fleet simulator (vLLM/TGI /metrics on 127.0.0.1)")
+    sim_sub = p_sim.add_subparsers(dest="sim_command", required=True, metavar="COMMAND")
+    p_serve = sim_sub.add_parser("serve", help="serve /metrics and streaming APIs for simulated pods")
+    p_serve.add_argument("--port", type=int, default=9400)
+    p_serve.add_argument("--kubeconfig", help="cluster mode (default when no -f): mirror Ready pods of LLMDeployments")
+    p_serve.add_argument("-f", "--file", action="append", help="standalone mode: an LLMDeployment YAML (repeatable)")
+    p_serve.add_argument("--replicas", type=int, default=1, help="standalone mode: pods per deployment")
+    p_serve.add_argument("--trace", help="trace CSV replayed in real time (looping) for every deployment")
+    p_serve.add_argument("--rps", type=float, default=0.0, help="constant load per deployment")
+    p_serve.add_argument("--output-tokens", type=float, default=256.0)
+    p_serve.add_argument("--load", action="append", help="NAMESPACE/NAME=RPS[:OUTPUT_TOKENS] (repeatable)")
+    p_serve.add_argument("--startup-seconds", type=float, help="pod start-up delay (default: the plan's estimate)")
+    p_serve.set_defaults(func=cmd_serve)
+
+    p_simulate = subparsers.add_parser("simulate", help="replay a load trace through an autoscaling policy")
+    p_simulate.add_argument("-f", "--file", required=True, help="LLMDeployment YAML")
+    p_simulate.add_argument("--trace", required=True, help="CSV: seconds,requests_per_second,mean_output_tokens")
+    p_simulate.add_argument("--policy", choices=replay.POLICIES, default="llmop")
+    p_simulate.add_argument("--startup-seconds", type=float, help="pod start-up delay (default: the plan's)")
+    p_simulate.add_argument("--prompt-tokens", type=float, default=DEFAULT_PROMPT_TOKENS)
+    p_simulate.add_argument("--json", action="store_true", help="print one JSON object")
+    p_simulate.set_defaults(func=cmd_simulate)
+
+    p_probe = subparsers.add_parser("probe", help="measure TTFT and per-token latency with a streaming request")
+    p_probe.add_argument("--endpoint", required=True, help="engine base URL, e.g. http://127.0.0.1:8000")
+    p_probe.add_argument("--engine", choices=("vllm", "tgi"), required=True)
+    p_probe.add_argument("--max-tokens", type=int, default=16)
+    p_probe.add_argument("--model", help="vLLM model name (default: the first of /v1/models)")
+    p_probe.add_argument("--timeout", type=float, default=30.0)
+    p_probe.add_argument("--json", action="store_true")
+    p_probe.set_defaults(func=cmd_probe)

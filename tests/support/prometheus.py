@@ -1,0 +1,110 @@
+"""Run the real Prometheus (Debian's /usr/bin/prometheus) on 127.0.0.1 against static 127.0.0.1 targets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+
+def find_prometheus() -> str | None:
+    return shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Prometheus:
+    """A Prometheus process; `start()` waits for /-/ready, `stop()` ends it by pid."""
+
+    workdir: Path
+    targets: Sequence[str]  # host:port, all on 127.0.0.1
+    scrape_interval_s: float = 2.0
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def config(self) -> dict[str, Any]:
+        for target in self.targets:
+            if not target.startswith("127.0.0.1:"):
+                raise ValueError(f"targets must be on 127.0.0.1, got {target}")
+        interval = f"{self.scrape_interval_s:g}s"
+        return {
+            "global": {"scrape_interval": interval, "evaluation_interval": interval},
+            "scrape_configs": [
+                {"job_name": "llmop-sim", "honor_labels": True, "static_configs": [{"targets": list(self.targets)}]}
+            ],
+        }
+
+    def start(self, timeout_s: float = 30.0) -> Prometheus:
+        binary = find_prometheus()
+        if binary is None:
+            raise FileNotFoundError("prometheus is not installed (apt-get install prometheus)")
+        self.port = self.port or free_port()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config = self.workdir / "prometheus.yml"
+        config.write_text(yaml.safe_dump(self.config()), encoding="utf-8")
+        log = (self.workdir / "prometheus.log").open("wb")
+        self.process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--storage.tsdb.retention.time=1h",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"prometheus exited: {(self.workdir / 'prometheus.log').read_text()[-2000:]}")
+            try:
+                if requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"prometheus not ready on {self.url} within {timeout_s} s")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.kill(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        return query(self.url, expr)
+
+
+def query(url: str, expr: str) -> list[dict[str, Any]]:
+    """Instant query; raises on an HTTP or PromQL error (with Prometheus' message)."""
+    response = requests.get(f"{url}/api/v1/query", params={"query": expr}, timeout=10)
+    payload = response.json()
+    if payload.get("status") != "success":
+        raise RuntimeError(f"{expr}: {payload.get('errorType')}: {payload.get('error')}")
+    return list(payload["data"]["result"])

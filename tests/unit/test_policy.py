@@ -1,0 +1,159 @@
+"""The scaling policy: scenarios with numbers, and properties that hold for any input."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llmop.autoscale.metrics import Observation
+from llmop.autoscale.policy import Decision, PolicyConfig, PolicyState, decide
+
+CONFIG = PolicyConfig(
+    target_ms=40.0,
+    percentile=95,
+    min_replicas=1,
+    max_replicas=8,
+    scale_up_stabilization_s=30.0,
+    scale_down_stabilization_s=300.0,
+    capacity_per_replica=100,
+    decode_floor_ms=5.0,
+)
+
+
+def obs(latency: float | None, running: float = 50, waiting: float = 0, samples: float = 10_000, at: float = 0.0,
+        error: str | None = None, below: bool = False) -> Observation:  # fmt: skip
+    return Observation(latency, samples, running, waiting, 0.5, at, error=error, below_resolution=below)
+
+
+def run(config: PolicyConfig, observations: list[tuple[float, Observation]], current: int) -> list[Decision]:
+    state, decisions = PolicyState(), []
+    for now, observation in observations:
+        decision = decide(config, state, observation, current, current, now)
+        decisions.append(decision)
+        state, current = decision.state, decision.desired
+    return decisions
+
+
+def test_breach_scales_up_only_after_the_up_window_with_numbers_in_the_reason() -> None:
+    ticks = [(t, obs(61.0, running=150, at=t)) for t in (0, 15, 30)]
+    first, second, third = run(CONFIG, ticks, current=2)
+    assert first.direction == second.direction == "hold" and first.slo_met is False
+    assert third.direction == "up" and third.desired >= 3
+    assert "p95 TPOT 61 ms > SLO 40 ms for 30 s" in third.reason and third.reason.startswith("scaled 2 -> ")
+
+
+def test_capacity_model_scales_up_before_latency_breaches_and_may_jump() -> None:
+    ticks = [(t, obs(30.0, running=450, waiting=50, at=t)) for t in (0, 30)]
+    decision = run(CONFIG, ticks, current=2)[-1]
+    assert decision.direction == "up" and decision.desired == 5  # 500 requests / 100 per replica
+    assert decision.slo_met is True
+
+
+def test_scale_down_one_step_after_the_down_window_and_never_below_min() -> None:
+    ticks = [(float(t), obs(8.0, running=20, at=t)) for t in range(0, 1800, 15)]
+    decisions = run(CONFIG, ticks, current=3)
+    downs = [d for d in decisions if d.direction == "down"]
+    assert downs and all(d.direction != "up" for d in decisions)
+    first = next(i for i, d in enumerate(decisions) if d.direction == "down")
+    assert ticks[first][0] >= 300
+    assert [d.desired for d in downs] == [2, 1]
+    assert decisions[-1].desired == 1
+
+
+def test_tolerance_band_holds() -> None:
+    ticks = [(float(t), obs(38.0, running=60, at=t)) for t in range(0, 900, 15)]
+    assert {d.desired for d in run(CONFIG, ticks, current=2)} == {2}
+
+
+def test_missing_data_holds_and_says_why() -> None:
+    decision = decide(CONFIG, PolicyState(), Observation.failed("connection refused", 0.0), 4, 4, 0.0)
+    assert decision.desired == 4 and not decision.metrics_available and "connection refused" in decision.metrics_reason
+
+
+def test_too_few_samples_do_not_drive_latency_decisions() -> None:
+    ticks = [(t, obs(500.0, running=3, samples=20, at=t)) for t in (0, 30, 60)]
+    decisions = run(CONFIG, ticks, current=2)
+    assert all(d.direction == "hold" for d in decisions) and decisions[-1].slo_met is None
+
+
+def test_slo_below_floor_is_not_chased() -> None:
+    config = PolicyConfig(target_ms=4.0, percentile=95, min_replicas=1, max_replicas=8, decode_floor_ms=5.0)
+    ticks = [(t, obs(12.0, at=t)) for t in (0, 60, 120)]
+    decisions = run(config, ticks, current=2)
+    assert all(d.desired == 2 for d in decisions) and "below the decode floor" in decisions[-1].reason
+
+
+def test_starting_replicas_are_waited_for_unless_too_few() -> None:
+    state = PolicyState(breach_since=0.0)
+    waiting = decide(CONFIG, state, obs(45.0, running=250, at=60), 3, 2, 60.0)
+    assert waiting.direction == "hold" and "starting" in waiting.reason
+    more = decide(CONFIG, state, obs(61.0, running=550, at=60), 3, 2, 60.0)
+    assert more.direction == "up" and more.desired == 6
+
+
+def test_scale_from_zero_needs_waiting_requests() -> None:
+    config = PolicyConfig(target_ms=40.0, percentile=95, min_replicas=0, max_replicas=4)
+    idle = decide(config, PolicyState(), obs(None, running=0, waiting=0, samples=0), 0, 0, 0.0)
+    assert idle.desired == 0
+    wake = decide(config, PolicyState(), obs(None, running=0, waiting=3, samples=0), 0, 0, 0.0)
+    assert wake.desired == 1 and wake.direction == "up"
+
+
+def test_below_resolution_latency_counts_as_met() -> None:
+    decision = decide(CONFIG, PolicyState(), obs(10.0, below=True), 2, 2, 0.0)
+    assert decision.slo_met is True
+
+
+def test_state_round_trips_through_json_and_resumes_without_a_jump() -> None:
+    state = PolicyState(breach_since=1_700_000_000.5, headroom_since=None, last_scale_at=1_699_999_000.0,
+                        last_scale_direction="up", last_ready=3)  # fmt: skip
+    data = json.loads(json.dumps(state.to_dict()))
+    assert set(data) >= {"breachSince", "lastScaleAt", "lastScaleDirection", "lastReady"}
+    restored = PolicyState.from_dict(data)
+    assert abs((restored.breach_since or 0) - 1_700_000_000.5) < 1e-3 and restored.last_ready == 3
+    assert PolicyState.from_dict({"breachSince": "garbage", "lastReady": -1}) == PolicyState()
+    resumed = decide(CONFIG, restored, obs(20.0, running=120, at=1_700_000_010.0), 3, 3, 1_700_000_010.0)
+    assert resumed.desired == 3
+
+
+observations = st.builds(
+    Observation,
+    latency_ms=st.one_of(st.none(), st.floats(0, 5000)),
+    samples=st.floats(0, 1e6),
+    running=st.one_of(st.none(), st.floats(0, 5000)),
+    waiting=st.one_of(st.none(), st.floats(0, 5000)),
+    kv_usage=st.none(),
+    observed_at=st.floats(0, 10_000),
+    error=st.one_of(st.none(), st.just("down")),
+    below_resolution=st.booleans(),
+    request_rate=st.one_of(st.none(), st.floats(0, 500)),
+    mean_prompt_tokens=st.one_of(st.none(), st.floats(1, 8000)),
+    mean_output_tokens=st.one_of(st.none(), st.floats(1, 2000)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    steps=st.lists(st.tuples(observations, st.integers(0, 12), st.floats(0, 60)), min_size=1, max_size=12),
+    low=st.integers(0, 4),
+    span=st.integers(0, 6),
+)
+def test_properties(steps: list[tuple[Observation, int, float]], low: int, span: int) -> None:
+    config = PolicyConfig(target_ms=40.0, percentile=95, min_replicas=low, max_replicas=max(low + span, 1),
+                          capacity_per_replica=50, decode_floor_ms=5.0, scale_up_stabilization_s=0.0,
+                          scale_down_stabilization_s=0.0)  # fmt: skip
+    state, now, current = PolicyState(), 10_000.0, low
+    for observation, ready_drop, dt in steps:
+        now += dt
+        ready = max(current - ready_drop, 0)
+        decision = decide(config, state, observation, current, ready, now)
+        assert config.min_replicas <= decision.desired <= config.max_replicas
+        in_bounds = config.min_replicas <= current <= config.max_replicas
+        if in_bounds and (observation.error is not None or observation.running is None or observation.waiting is None):
+            assert decision.desired == current and not decision.metrics_available
+        if in_bounds and decision.desired < current:
+            assert decision.desired == current - 1
+        json.dumps(decision.state.to_dict())
+        state, current = decision.state, decision.desired
