@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from llmop.autoscale.capacity import CapacityModel
 from llmop.autoscale.metrics import Observation
 from llmop.autoscale.policy import Decision, PolicyConfig, PolicyState, decide
 
@@ -152,6 +154,110 @@ def test_properties(steps: list[tuple[Observation, int, float]], low: int, span:
         assert config.min_replicas <= decision.desired <= config.max_replicas
         in_bounds = config.min_replicas <= current <= config.max_replicas
         if in_bounds and (observation.error is not None or observation.running is None or observation.waiting is None):
+            assert decision.desired == current and not decision.metrics_available
+        if in_bounds and decision.desired < current:
+            assert decision.desired == current - 1
+        json.dumps(decision.state.to_dict())
+        state, current = decision.state, decision.desired
+
+
+# -- the capacity model path: trend, fast scale-down, drained backlogs, stale latency -----------------------------
+
+MODEL = CapacityModel(base_ms=3.9, per_seq_ms=0.0081, per_context_ms=4.16e-5, prefill_ms_per_token=0.0325,
+                      kv_cache_tokens=518_704, max_num_seqs=256)  # fmt: skip  # Llama-3.1-8B fp8 on an H100
+MODELLED = PolicyConfig(target_ms=50.0, percentile=95, min_replicas=1, max_replicas=8, capacity_per_replica=126,
+                        decode_floor_ms=3.9, capacity_model=MODEL, startup_s=80.0)  # fmt: skip
+
+
+def load(rps: float, at: float, latency: float = 20.0, waiting: float = 0.0, growth: float = 0.0) -> Observation:
+    return Observation(latency, 50_000, 100, waiting, None, at, request_rate=rps, waiting_growth_rps=growth,
+                       mean_prompt_tokens=1024, mean_output_tokens=256)  # fmt: skip
+
+
+def test_a_sustained_rise_scales_up_a_start_up_ahead_of_the_capacity_cliff() -> None:
+    # 3 replicas carry ~57 req/s inside the SLO; the load climbs 0.04 req/s per second towards it.
+    ticks = [(float(t), load(45.0 + 0.04 * t, t)) for t in range(0, 300, 15)]
+    decisions = run(MODELLED, ticks, current=3)
+    up = next(d for d in decisions if d.direction == "up")
+    at = ticks[decisions.index(up)][0]
+    assert up.desired == 4 and "by trend" in up.reason
+    assert 45.0 + 0.04 * at < 57.0  # before the present load needed it
+    without = run(replace(MODELLED, startup_s=0.0), ticks, current=3)
+    assert all(d.direction == "hold" for d in without)  # no trend: nothing is needed yet
+
+
+def test_a_step_is_not_taken_for_a_trend() -> None:
+    ticks = [(float(t), load(20.0 if t < 120 else 40.0, t)) for t in range(0, 600, 15)]
+    states = [d.state for d in run(MODELLED, ticks, current=3)]
+    assert all((s.trend_growth or 0.0) == 0.0 for s in states)
+
+
+def test_large_headroom_steps_down_every_tick_after_the_window_one_step_at_a_time() -> None:
+    ticks = [(float(t), load(20.0, t, latency=5.0)) for t in range(0, 600, 15)]
+    decisions = run(MODELLED, ticks, current=6)
+    downs = [(ticks[i][0], d.desired) for i, d in enumerate(decisions) if d.direction == "down"]
+    assert [n for _, n in downs] == [5, 4, 3, 2]  # 20 req/s needs 2 replicas; one step per decision
+    assert downs[0][0] >= MODELLED.scale_down_stabilization_s
+    assert downs[-1][0] - downs[0][0] <= 3 * MODELLED.fast_down_step_s
+    small = [(float(t), load(85.0, t, latency=20.0)) for t in range(0, 900, 15)]  # 6 -> 5 only just fits
+    moves = [(small[i][0], d.desired) for i, d in enumerate(run(MODELLED, small, current=7)) if d.direction != "hold"]
+    assert [n for _, n in moves] == [6, 5] and moves[1][0] - moves[0][0] >= MODELLED.scale_down_step_s
+
+
+def test_replicas_added_for_a_backlog_go_once_it_is_drained() -> None:
+    # 90 req/s fits 5; 8 run while a backlog drains for 6 minutes, then nothing waits.
+    draining = [(float(t), load(90.0, t, latency=20.0, waiting=3000.0 - 8 * t, growth=-8.0)) for t in range(0, 360, 15)]
+    drained = [(float(t), load(90.0, t, latency=20.0)) for t in range(360, 480, 15)]
+    decisions = run(MODELLED, draining + drained, current=8)
+    assert all(d.direction == "hold" for d in decisions[: len(draining)])  # never while requests wait
+    first = next(i for i, d in enumerate(decisions) if d.direction == "down")
+    assert first == len(draining) and decisions[first].desired == 7
+
+
+def test_a_latency_breach_the_model_contradicts_waits_a_whole_window() -> None:
+    ticks = [(float(t), load(25.0, t, latency=80.0)) for t in range(0, 300, 15)]
+    decisions = run(MODELLED, ticks, current=4)
+    first = next(i for i, d in enumerate(decisions) if d.direction == "up")
+    assert ticks[first][0] >= MODELLED.window_s and "fits" in decisions[first].reason
+
+
+def test_trend_state_round_trips() -> None:
+    state = PolicyState(trend_at=1_700_000_000.0, trend_rps=41.5, trend_slope=0.05, trend_growth=0.04)
+    assert PolicyState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+    assert PolicyState.from_dict({"trendRps": "x", "trendSlope": True}) == PolicyState()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.floats(0, 500)),  # latency
+            st.one_of(st.none(), st.floats(0, 300)),  # request rate
+            st.floats(-50, 50),  # waiting growth
+            st.one_of(st.none(), st.floats(0, 5000)),  # waiting
+            st.booleans(),  # error
+            st.integers(0, 12),
+            st.floats(0, 120),
+        ),
+        min_size=1,
+        max_size=20,
+    ),
+    low=st.integers(0, 4),
+    span=st.integers(0, 6),
+)
+def test_properties_with_the_capacity_model(steps: list, low: int, span: int) -> None:
+    config = replace(MODELLED, min_replicas=low, max_replicas=max(low + span, 1), scale_up_stabilization_s=0.0,
+                     scale_down_stabilization_s=0.0)  # fmt: skip
+    state, now, current = PolicyState(), 10_000.0, low
+    for latency, rate, growth, waiting, error, ready_drop, dt in steps:
+        now += dt
+        observation = Observation(latency, 10_000, 50, waiting, None, now, error="down" if error else None,
+                                  request_rate=rate, waiting_growth_rps=growth, mean_prompt_tokens=1024,
+                                  mean_output_tokens=256)  # fmt: skip
+        decision = decide(config, state, observation, current, max(current - ready_drop, 0), now)
+        assert config.min_replicas <= decision.desired <= config.max_replicas
+        in_bounds = config.min_replicas <= current <= config.max_replicas
+        if in_bounds and (error or waiting is None):
             assert decision.desired == current and not decision.metrics_available
         if in_bounds and decision.desired < current:
             assert decision.desired == current - 1
