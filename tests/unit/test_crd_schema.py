@@ -34,7 +34,7 @@ def test_structural() -> None:
     assert "H100-80GB" in spec["gpu"]["properties"]["type"]["enum"]
     assert spec["gpu"]["properties"]["count"]["default"] == "auto"
     assert spec["replicas"]["x-kubernetes-validations"][0]["rule"] == "self.min <= self.max"
-    assert spec["replicas"]["default"] == {}
+    assert spec["replicas"]["default"] == {"min": 1, "max": 1}
     assert spec["slo"]["properties"]["decodeLatency"]["properties"]["percentile"]["enum"] == [50, 90, 95, 99]
     assert version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]

@@ -75,7 +75,8 @@ def _structural(node: Any) -> Any:
     if result.get("type") == "object" and "properties" in result:
         for prop in result["properties"].values():
             if prop.get("type") == "object" and "default" not in prop and _all_defaulted(prop):
-                prop["default"] = {}
+                # Spell the nested defaults out: CEL rules on the object see them (an empty {} has no keys).
+                prop["default"] = {k: p["default"] for k, p in prop["properties"].items() if "default" in p}
     return result
 
 

@@ -21,7 +21,17 @@ VLLM_TTFT_BUCKETS_S: tuple[float, ...] = (
     160.0, 640.0, 2560.0,
 )  # fmt: skip
 # TGI duration histograms: 35 geometric buckets from 0.0001 * 1.5 with ratio 1.5 (router/src/server.rs).
-TGI_DURATION_BUCKETS_S: tuple[float, ...] = tuple(0.0001 * 1.5 ** (i + 1) for i in range(35))
+def _tgi_duration_buckets(count: int = 35, start: float = 0.0001, ratio: float = 1.5) -> tuple[float, ...]:
+    """Multiplied in a loop as the router does (`value *= 1.5`), so the `le` strings match a real scrape."""
+    edges: list[float] = []
+    value = start
+    for _ in range(count):
+        value *= ratio
+        edges.append(value)
+    return tuple(edges)
+
+
+TGI_DURATION_BUCKETS_S: tuple[float, ...] = _tgi_duration_buckets()
 
 
 @dataclass(frozen=True)

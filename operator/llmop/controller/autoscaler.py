@@ -157,6 +157,7 @@ class Autoscaler:
             for event in events:
                 self.kube.post_event(fresh, event)
         metrics.SLO_TARGET.labels(namespace, name).set(slo.target_ms)
+        metrics.SLO_PERCENTILE.labels(namespace, name).set(slo.percentile)
         metrics.METRICS_AVAILABLE.labels(namespace, name).set(1 if decision.metrics_available else 0)
         metrics.DESIRED_REPLICAS.labels(namespace, name).set(decision.desired)
         if obs.latency_ms is not None:

@@ -15,6 +15,7 @@ OBSERVED_LATENCY = Gauge(
     "llmop_observed_decode_latency_ms", "Observed decode latency (TPOT) at the SLO percentile", _LABELS
 )
 SLO_TARGET = Gauge("llmop_slo_target_ms", "Decode latency SLO target", _LABELS)
+SLO_PERCENTILE = Gauge("llmop_slo_percentile", "Percentile of the decode latency SLO", _LABELS)
 METRICS_AVAILABLE = Gauge("llmop_metrics_available", "1 when the autoscaler has usable metrics", _LABELS)
 SCALE_DECISIONS = Counter("llmop_scale_decisions", "Scaling decisions by direction", (*_LABELS, "direction"))
 RECONCILE_DURATION = Histogram(
@@ -35,6 +36,6 @@ def record_replicas(namespace: str, name: str, status: dict[str, Any]) -> None:
 
 def forget(namespace: str, name: str) -> None:
     """Drop the series of a deleted LLMDeployment."""
-    for gauge in (DESIRED_REPLICAS, READY_REPLICAS, OBSERVED_LATENCY, SLO_TARGET, METRICS_AVAILABLE):
+    for gauge in (DESIRED_REPLICAS, READY_REPLICAS, OBSERVED_LATENCY, SLO_TARGET, SLO_PERCENTILE, METRICS_AVAILABLE):
         with contextlib.suppress(KeyError):
             gauge.remove(namespace, name)
