@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _optional_commands() -> list[Callable[[Any], None]]:
     """Subcommands that live with their own layer (operator, local cluster, simulator)."""
     registers: list[Callable[[Any], None]] = []
-    for module_name in ("llmop.controller.cli", "llmop.dev.cli", "llmop.sim.cli"):
+    for module_name in ("llmop.controller.cli", "llmop.dev.cli", "llmop.dev.demo", "llmop.sim.cli"):
         try:
             module = __import__(module_name, fromlist=["register"])
         except ModuleNotFoundError as error:

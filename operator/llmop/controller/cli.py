@@ -56,7 +56,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from kubernetes import config as kube_config
     from prometheus_client import start_http_server
 
-    from llmop.controller import handlers  # noqa: F401 - registers the kopf handlers
     from llmop.controller.autoscaler import Autoscaler
     from llmop.controller.kube import Kube
     from llmop.controller.leader import LeaderElector
@@ -70,6 +69,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     for noisy in ("kubernetes", "urllib3", "aiohttp"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     config = _config(args)
+    # the kopf timer interval is read when the handlers module is imported
+    os.environ["LLMOP_AUTOSCALE_INTERVAL_SECONDS"] = f"{config.autoscale_interval_seconds:g}"
+    from llmop.controller import handlers  # noqa: F401 - registers the kopf handlers
+
     try:
         kube_config.load_incluster_config()
     except kube_config.ConfigException:

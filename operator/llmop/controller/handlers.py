@@ -10,10 +10,12 @@ import kopf
 from llmop.api.spec import GROUP, PLURAL, VERSION
 from llmop.controller import metrics
 from llmop.controller.runtime import runtime
+from llmop.controller.settings import OperatorConfig
 from llmop.render.labels import MANAGED_BY, SELECTOR_LABEL
 
 log = logging.getLogger("llmop.handlers")
 LLMD = (GROUP, VERSION, PLURAL)
+INTERVAL = OperatorConfig.from_env().autoscale_interval_seconds
 
 
 @kopf.on.startup()
@@ -41,7 +43,7 @@ def reconcile(body: kopf.Body, **_: Any) -> None:
     runtime().reconciler.reconcile(dict(body))
 
 
-@kopf.timer(*LLMD, interval=15.0, initial_delay=5.0, sharp=False)
+@kopf.timer(*LLMD, interval=INTERVAL, initial_delay=min(INTERVAL, 5.0), sharp=False)
 def resync(body: kopf.Body, **_: Any) -> None:
     """Periodic level-triggered pass: autoscale, heal drift, refresh status."""
     rt = runtime()

@@ -197,6 +197,15 @@ def compute_status(
     return StatusUpdate(status=status, events=events)
 
 
+def merge_patch(old: Any, new: Any) -> Any:
+    """RFC 7386 merge patch turning `old` into `new`: nested keys that disappeared are sent as null."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return new
+    patch = {key: merge_patch(old.get(key), value) for key, value in new.items() if old.get(key) != value}
+    patch.update({key: None for key in old if key not in new})
+    return patch
+
+
 def status_changed(current: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """The subset of `update` whose values differ from `current` (an empty dict means: write nothing)."""
-    return {key: value for key, value in update.items() if current.get(key) != value}
+    """Merge patch for the fields of `update` that differ from `current` (empty: write nothing)."""
+    return {key: merge_patch(current.get(key), value) for key, value in update.items() if current.get(key) != value}

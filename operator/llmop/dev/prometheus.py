@@ -36,22 +36,28 @@ class Prometheus:
     scrape_interval_s: float = 2.0
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    operator_targets: Sequence[str] = ()  # the operator's own /metrics (job llmop-operator, as the chart's monitor)
+    rule_files: Sequence[Path] = ()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def config(self) -> dict[str, Any]:
-        for target in self.targets:
+        for target in (*self.targets, *self.operator_targets):
             if not target.startswith("127.0.0.1:"):
                 raise ValueError(f"targets must be on 127.0.0.1, got {target}")
         interval = f"{self.scrape_interval_s:g}s"
-        return {
+        scrape = [{"job_name": "llmop-sim", "honor_labels": True, "static_configs": [{"targets": list(self.targets)}]}]
+        if self.operator_targets:
+            scrape.append({"job_name": "llmop-operator", "static_configs": [{"targets": list(self.operator_targets)}]})
+        config: dict[str, Any] = {
             "global": {"scrape_interval": interval, "evaluation_interval": interval},
-            "scrape_configs": [
-                {"job_name": "llmop-sim", "honor_labels": True, "static_configs": [{"targets": list(self.targets)}]}
-            ],
+            "scrape_configs": scrape,
         }
+        if self.rule_files:
+            config["rule_files"] = [str(path) for path in self.rule_files]
+        return config
 
     def start(self, timeout_s: float = 30.0) -> Prometheus:
         binary = find_prometheus()
