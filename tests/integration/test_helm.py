@@ -382,3 +382,41 @@ def test_install_creates_monitoring_objects_when_the_api_exists(helm: Helm, clus
         assert cluster.existing(manifest) == []
     finally:
         cluster.run("delete", "-f", "-", "--ignore-not-found", "--wait=false", stdin=stubs, check=False)
+
+
+def test_operator_reconciles_with_only_the_charts_service_account(
+    helm: Helm, cluster: Cluster, control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    """`llmop run` with the chart's ServiceAccount token (not admin) holds the chart's Lease and deploys an example."""
+    from support.operator import OperatorProcess, condition, get_llmd, wait_for
+
+    release = f"llmop-{namespace}"  # contains the chart name: fullname == release
+    helm.run("install", release, str(CHART), "-n", namespace, "--wait", "--timeout", "180s",
+             kubeconfig=cluster.kubeconfig)  # fmt: skip
+    try:
+        sa_config = service_account_kubeconfig(
+            cluster.kubeconfig, namespace, release, tmp_path / "sa.kubeconfig", cluster.kubectl
+        )
+        cluster.run("apply", "-n", namespace, "-f", str(ROOT / "examples/llama31-8b-h100-fp8-vllm.yaml"))
+        operator = OperatorProcess(sa_config, tmp_path / "operator.log", leader_elect=True,
+                                   lease_namespace=namespace, lease_name=release).start()  # fmt: skip
+        try:
+            from kubernetes import config as kube_config
+
+            admin = kube_config.new_client_from_config(config_file=str(cluster.kubeconfig))
+            body = wait_for(
+                lambda: (b := get_llmd(admin, namespace, "llama31-8b-fp8"))
+                and (c := condition(b, "Available"))
+                and c["status"] == "True"
+                and b,
+                120, what="Available=True under the chart's RBAC")  # fmt: skip
+            assert body["status"]["phase"] == "Ready"
+            holder = cluster.run("get", "lease", release, "-n", namespace, "-o",
+                                 "jsonpath={.spec.holderIdentity}").stdout  # fmt: skip
+            assert holder, "the operator did not take the chart's Lease"
+            log = operator.log()
+            assert "Forbidden" not in log and "403" not in log, log[-3000:]
+        finally:
+            operator.stop()
+    finally:
+        helm.run("uninstall", release, "-n", namespace, "--wait", kubeconfig=cluster.kubeconfig, check=False)

@@ -52,12 +52,15 @@ def _apply_examples(api_client: client.ApiClient, folder: Path) -> list[str]:
     return names
 
 
-def _load_step(stack: LocalStack, started: float) -> str | None:
-    """A load profile for one deployment so the demo shows a scale-out and a scale-in."""
+def _load_step(stack: LocalStack, names: list[str], started: float) -> str | None:
+    """A light load on every deployment, and a step on one so the demo shows a scale-out and a scale-in."""
     elapsed = time.monotonic() - started
+    for name in names:
+        if name != SCALING_EXAMPLE:
+            stack.set_load(DEMO_NAMESPACE, name, 1.0, 200.0)
     rps = 4.0 if elapsed < 60 or elapsed > 300 else 70.0
     if stack.set_load(DEMO_NAMESPACE, SCALING_EXAMPLE, rps, 200.0):
-        return f"load on {SCALING_EXAMPLE}: {rps:g} req/s x 200 tokens"
+        return f"load on {SCALING_EXAMPLE}: {rps:g} req/s x 200 tokens (1 req/s on the others)"
     return None
 
 
@@ -99,7 +102,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         started = time.monotonic()
         next_print = 0.0
         while not stopping and (not args.duration or time.monotonic() - started < args.duration):
-            note = _load_step(stack, started)
+            note = _load_step(stack, names, started)
             if time.monotonic() >= next_print:
                 table = subprocess.run(
                     [str(binaries.kubectl), "--kubeconfig", str(plane.kubeconfig), "get", "llmd", "-n",
