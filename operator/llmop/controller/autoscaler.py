@@ -143,9 +143,15 @@ class Autoscaler:
             deployment = self.kube.get("Deployment", namespace, name)
             if fresh is None or deployment is None:
                 return None
-            replicas = int((deployment.get("spec") or {}).get("replicas") or 0)
-            ready = int((deployment.get("status") or {}).get("readyReplicas") or 0)
             current = fresh.get("status") or {}
+            # Scale from the operator's own last decision, not from the Deployment's count: a hand edit or
+            # another writer's spec.replicas is drift the reconciler reverts, never a new baseline to hold.
+            recorded = current.get("desiredReplicas")
+            if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 0:
+                replicas = recorded
+            else:
+                replicas = int((deployment.get("spec") or {}).get("replicas") or 0)
+            ready = int((deployment.get("status") or {}).get("readyReplicas") or 0)
             state = PolicyState.from_dict(current.get("autoscaler"))
             decision = decide(policy, state, obs, replicas, ready, time.time())
             status, events = decision_status(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import socket
@@ -68,6 +69,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     for noisy in ("kubernetes", "urllib3", "aiohttp"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not args.verbose:
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # "Handler ... succeeded" on every event
     config = _config(args)
     # the kopf timer interval is read when the handlers module is imported
     os.environ["LLMOP_AUTOSCALE_INTERVAL_SECONDS"] = f"{config.autoscale_interval_seconds:g}"
@@ -84,34 +87,42 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config.metrics_port:
         start_http_server(config.metrics_port, addr=config.metrics_address)
 
-    stop = threading.Event()
     lost = threading.Event()
     elector = None
     if not args.no_leader_elect:
         identity = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
         namespace = args.lease_namespace or os.environ.get("POD_NAMESPACE") or "default"
         elector = LeaderElector(api_client, namespace, args.lease_name, identity)
-        if not elector.acquire(stop.is_set):
+        if not elector.acquire():
             return 1
-
-        def on_lost() -> None:
-            lost.set()
-            stop.set()
-
-        elector.keep_renewing(on_lost)
     namespaces = tuple(args.namespace or ())
     env_namespace = os.environ.get("LLMOP_NAMESPACE")
     if not namespaces and env_namespace and not args.all_namespaces:
         namespaces = (env_namespace,)
     liveness = f"http://0.0.0.0:{config.health_port}/healthz" if config.health_port else None
-    try:
-        kopf.run(
+
+    async def operate() -> None:
+        # An asyncio future as kopf's stop flag: a threading.Event would park an executor thread that
+        # asyncio.run() then waits for at exit (kopf's 10-minute ultimate timeout).
+        loop = asyncio.get_running_loop()
+        stop: asyncio.Future[None] = loop.create_future()
+
+        def on_lost() -> None:
+            lost.set()
+            loop.call_soon_threadsafe(lambda: stop.done() or stop.set_result(None))
+
+        if elector is not None:
+            elector.keep_renewing(on_lost)
+        await kopf.operator(
             standalone=True,
             clusterwide=not namespaces,
             namespaces=namespaces,
             liveness_endpoint=liveness,
             stop_flag=stop,
         )
+
+    try:
+        asyncio.run(operate())
     finally:
         if elector is not None:
             elector.release()

@@ -38,9 +38,12 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 @kopf.on.create(*LLMD)
 @kopf.on.update(*LLMD)
 @kopf.on.resume(*LLMD)
-def reconcile(body: kopf.Body, **_: Any) -> None:
+def reconcile(body: kopf.Body, reason: str | None = None, **_: Any) -> None:
     """Spec created or changed, or the operator (re)started: converge the children."""
-    runtime().reconciler.reconcile(dict(body))
+    result = runtime().reconciler.reconcile(dict(body))
+    meta = body.get("metadata", {})
+    log.info("%s/%s: %s handled (applied %s)", meta.get("namespace"), meta.get("name"), reason,
+             list(result.applied) or "nothing")  # fmt: skip
 
 
 @kopf.timer(*LLMD, interval=INTERVAL, initial_delay=min(INTERVAL, 5.0), sharp=False)

@@ -98,6 +98,8 @@ class LeaderElector:
                     return True
             except ApiException as error:
                 log.warning("lease %s/%s: %s", self.namespace, self.name, error.reason)
+            except Exception as error:  # API server unreachable (restarting): keep waiting, as renewal does
+                log.warning("lease %s/%s: %s", self.namespace, self.name, str(error).splitlines()[0][:300])
             if not announced:
                 log.info("waiting for lease %s/%s held by another replica", self.namespace, self.name)
                 announced = True

@@ -17,7 +17,7 @@ from llmop.controller.kube import Kube
 from llmop.controller.settings import OperatorConfig
 from llmop.controller.status import Observed, compute_status, status_changed
 from llmop.plan.parse import parse_spec
-from llmop.plan.planner import plan
+from llmop.plan.planner import MAX_OBJECT_NAME, plan
 from llmop.plan.types import Plan, PlanErrors
 from llmop.render.labels import selector_labels
 from llmop.render.manifests import Owner, render
@@ -96,10 +96,9 @@ class Reconciler:
                     applied.append(obj["kind"])
         else:
             metrics.PLAN_REFUSALS.labels(namespace, name).inc()
-        observed = Observed(
-            deployment=self.kube.get("Deployment", namespace, name),
-            pods=self.kube.list_pods(namespace, selector_labels(name)),
-        )
+        # A name longer than a label value cannot select pods (the API refuses the selector); the planner refuses it.
+        pods = self.kube.list_pods(namespace, selector_labels(name)) if len(name) <= MAX_OBJECT_NAME else []
+        observed = Observed(deployment=self.kube.get("Deployment", namespace, name), pods=pods)
         current = body.get("status") or {}
         update = compute_status(current, meta.get("generation"), result, observed, replicas, now_rfc3339())
         changed = status_changed(current, update.status)
