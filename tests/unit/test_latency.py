@@ -72,6 +72,22 @@ def test_slo_below_floor_is_a_warning_with_both_numbers() -> None:
     )
     result = plan(spec)  # type: ignore[arg-type]
     assert isinstance(result, Plan)
-    (warning,) = [w for w in result.warnings if w.field == "spec.slo.decodeLatency.targetMs"]
+    (warning,) = [w for w in result.warnings if w.field == "spec.slo.decodeLatency.targetMs" and "floor" in w.message]
     assert "5 ms" in warning.message and f"{result.decode_floor_ms:.1f} ms" in warning.message
     assert result.max_concurrency_at_slo == 0
+
+
+def test_vllm_slo_between_bucket_edges_is_flagged() -> None:
+    def warnings(target: float, engine: str = "vllm") -> list[str]:
+        spec = parse_spec({"model": {"name": "meta-llama/Llama-3.1-8B-Instruct"}, "engine": engine,
+                           "gpu": {"type": "H100-80GB"}, "slo": {"decodeLatency": {"targetMs": target}}})  # fmt: skip
+        result = plan(spec)  # type: ignore[arg-type]
+        assert isinstance(result, Plan)
+        return [w.message for w in result.warnings if w.field == "spec.slo.decodeLatency.targetMs"]
+
+    assert warnings(50) == [] and warnings(75) == []
+    (inside,) = warnings(40)
+    assert "25-50 ms" in inside
+    (below,) = warnings(8)
+    assert "first inter-token-latency bucket (10 ms)" in below
+    assert warnings(40, engine="tgi") == []  # TGI's buckets are fine-grained

@@ -78,10 +78,54 @@ class EngineLaunch:
     gpu_memory_utilization: float
 
 
-def check_engine_args(engine: Engine, engine_args: list[str]) -> list[Finding]:
-    """Refuse owned flags, shell metacharacters and stray positionals in `spec.engineArgs`."""
-    findings: list[Finding] = []
+# How the engines' parsers read a flag, so that no spelling of an owned flag gets through:
+# vLLM 0.33 (FlexibleArgumentParser over argparse) turns `_` into `-` in flag names (`--tensor_parallel_size`), reads
+# `--attention-config.backend=X` and `-ac.backend=X` as keys of `--attention-config`, takes an unambiguous prefix of a
+# flag for the flag (allow_abbrev: `--tensor-parallel 4`, `-t 4`) and a one-letter short flag with its value attached
+# (`-qawq`). TGI's launcher (clap 4) takes a short flag with its value attached (`-p9000`) and clusters of short
+# flags (`-ep9000`: --env, then --port 9000).
+_TGI_SHORT_FLAGS_WITHOUT_VALUE = frozenset({"e"})  # --env; a cluster goes on after it
+
+
+def owned_flag_set_by(engine: Engine, arg: str) -> str | None:
+    """The operator-owned flag that the engine's parser would set from `arg`, or None."""
     owned = OWNED_FLAGS[engine]
+    name = arg.split("=", 1)[0]
+    if name in owned:
+        return name
+    if not name.startswith("-") or len(name) < 2:
+        return None
+    if engine == Engine.VLLM:
+        if name.startswith("--"):
+            long = "--" + name[2:].split(".", 1)[0].replace("_", "-")
+            if len(long) <= 2:
+                return None
+            return next((flag for flag in sorted(owned) if flag.startswith("--") and flag.startswith(long)), None)
+        short = name.split(".", 1)[0]
+        for flag in sorted(owned):
+            if flag.startswith("--"):
+                continue
+            if flag.startswith(short) or (len(flag) == 2 and short.startswith(flag)):
+                return flag
+        return None
+    if name.startswith("--"):
+        return None
+    for letter in arg[1:]:
+        if f"-{letter}" in owned:
+            return f"-{letter}"
+        if letter not in _TGI_SHORT_FLAGS_WITHOUT_VALUE:
+            return None
+    return None
+
+
+def _shown(arg: str, limit: int = 80) -> str:
+    text = repr(arg)
+    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-1]} ({len(arg)} characters)"
+
+
+def check_engine_args(engine: Engine, engine_args: list[str]) -> list[Finding]:
+    """Refuse owned flags (in any spelling the engine accepts), shell metacharacters and stray positionals."""
+    findings: list[Finding] = []
     previous_was_flag = False
     for index, arg in enumerate(engine_args):
         where = f"spec.engineArgs[{index}]"
@@ -89,26 +133,28 @@ def check_engine_args(engine: Engine, engine_args: list[str]) -> list[Finding]:
             findings.append(
                 Finding(
                     where,
-                    f"{arg!r} contains shell syntax; engine args are passed as an argv, never to a shell",
+                    f"{_shown(arg)} contains shell syntax; engine args are passed as an argv, never to a shell",
                 )
             )
             previous_was_flag = False
             continue
         if arg.startswith("-"):
             if not _FLAG.match(arg):
-                findings.append(Finding(where, f"{arg!r} is not a flag of the form --name or --name=value"))
-            flag = arg.split("=", 1)[0]
-            if flag in owned:
+                findings.append(Finding(where, f"{_shown(arg)} is not a flag of the form --name or --name=value"))
+            flag = owned_flag_set_by(engine, arg)
+            if flag is not None:
+                spelled = arg.split("=", 1)[0]
+                read_as = "" if spelled == flag else f" ({_shown(spelled)} is read as {flag})"
                 findings.append(
                     Finding(
                         where,
-                        f"{flag} is set by llmop from the spec and cannot be overridden; {_owned_hint(flag)}",
+                        f"{flag} is set by llmop from the spec and cannot be overridden{read_as}; {_owned_hint(flag)}",
                     )
                 )
             previous_was_flag = "=" not in arg
             continue
         if not previous_was_flag:
-            findings.append(Finding(where, f"{arg!r} is a value with no flag before it; write --flag value"))
+            findings.append(Finding(where, f"{_shown(arg)} is a value with no flag before it; write --flag value"))
         previous_was_flag = False
     return findings
 

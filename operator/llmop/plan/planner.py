@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from llmop.api.spec import ArchitectureSpec, LLMDeploymentSpec
+from llmop.autoscale.promql import VLLM_ITL_BUCKETS_S
 from llmop.catalog.engines import (
     DEFAULT_IMAGE_REGISTRY,
     ENGINES,
@@ -31,6 +33,10 @@ LOAD_BYTES_PER_SECOND_PER_GPU = 0.18e9
 # Sequences are, on average, half-way to maxModelLen when the SLO is judged.
 MEAN_CONTEXT_SHARE = 0.5
 MAX_BATCH = 1024
+# The engine's Deployment, Service and PodDisruptionBudget are named after the LLMDeployment and its pods carry the
+# name as a label value: a Service name is a DNS-1035 label, a label value at most 63 characters.
+OBJECT_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+MAX_OBJECT_NAME = 63
 
 
 def resolve_architecture(spec: LLMDeploymentSpec) -> Architecture | Finding:
@@ -138,6 +144,24 @@ def _choose_tensor_parallel(
     return candidates[0], []
 
 
+def _bucket_resolution_warning(target_ms: float) -> str | None:
+    """vLLM's inter-token-latency histogram is coarse: say so when the target is not on a bucket edge."""
+    edges_ms = [edge * 1000 for edge in VLLM_ITL_BUCKETS_S]
+    if any(abs(target_ms - edge) < 1e-6 for edge in edges_ms):
+        return None
+    if target_ms < edges_ms[0]:
+        return (
+            f"SLO {target_ms:g} ms is below vLLM's first inter-token-latency bucket ({edges_ms[0]:g} ms): "
+            f"Prometheus cannot resolve latencies under {edges_ms[0]:g} ms, so the SLO is judged at that edge"
+        )
+    lower = max(edge for edge in edges_ms if edge < target_ms)
+    upper = min((edge for edge in edges_ms if edge > target_ms), default=lower)
+    return (
+        f"SLO {target_ms:g} ms falls inside vLLM's {lower:g}-{upper:g} ms inter-token-latency bucket; the observed "
+        f"percentile is interpolated there. {lower:g} or {upper:g} ms are bucket edges and are judged exactly"
+    )
+
+
 def _smallest_fitting(fits: dict[int, MemoryFit], length: int, sequences: int) -> int | None:
     return next((tp for tp in TP_CHOICES if fits[tp].sequences(length) >= sequences), None)
 
@@ -148,6 +172,15 @@ def plan(
     """Decide engine flags, image, tensor parallelism and latency estimates, or say why it cannot work."""
     errors: list[Finding] = []
     warnings: list[Finding] = []
+    if len(name) > MAX_OBJECT_NAME or not OBJECT_NAME.match(name):
+        shown = repr(name) if len(name) <= 80 else f"{name[:70]!r}... ({len(name)} characters)"
+        errors.append(
+            Finding(
+                "metadata.name",
+                f"{shown} cannot name the engine's Service and label its pods; use at most {MAX_OBJECT_NAME} "
+                "lower-case letters, digits and '-', starting with a letter (a DNS-1035 label)",
+            )
+        )
     engine = spec.engine
     info = ENGINES[engine]
     version_text = (spec.engine_version or info.pinned_version).lstrip("v")
@@ -258,6 +291,10 @@ def _accepted_plan(
             )
         elif concurrency:
             step_at_target = model.step_ms(concurrency, context)
+        if engine == Engine.VLLM:
+            resolution = _bucket_resolution_warning(slo.target_ms)
+            if resolution:
+                warnings.append(Finding("spec.slo.decodeLatency.targetMs", resolution))
     build = image_build(engine, gpu.architecture)
     assert build is not None  # engine_gpu_finding refused GPUs without a build
     command, args, env = build_command(
