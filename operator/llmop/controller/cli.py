@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import random
 import socket
 import threading
 import uuid
@@ -23,6 +24,11 @@ def register(subparsers: Any) -> None:
     run.add_argument("--health-port", type=int, default=None, help="port of the liveness endpoint (0: off)")
     run.add_argument("--autoscale-interval", type=float, default=None, help="seconds between autoscaler passes")
     run.add_argument("--no-leader-elect", action="store_true", help="act without holding the Lease")
+    run.add_argument(
+        "--peering",
+        default=os.environ.get("LLMOP_PEERING") or None,
+        help="use kopf peering with this (Cluster)KopfPeering name instead of the Lease (env LLMOP_PEERING)",
+    )
     run.add_argument("--lease-name", default="llmop-operator", help="Lease used for leader election")
     run.add_argument(
         "--lease-namespace", default=None, help="namespace of the Lease (default: POD_NAMESPACE or default)"
@@ -89,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     lost = threading.Event()
     elector = None
-    if not args.no_leader_elect:
+    if not args.no_leader_elect and not args.peering:
         identity = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
         namespace = args.lease_namespace or os.environ.get("POD_NAMESPACE") or "default"
         elector = LeaderElector(api_client, namespace, args.lease_name, identity)
@@ -113,8 +119,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         if elector is not None:
             elector.keep_renewing(on_lost)
+        # Peering: every replica runs kopf; a random priority makes exactly one the highest, which acts
+        # while the others freeze (kopf only warns when peers share a priority).
         await kopf.operator(
-            standalone=True,
+            standalone=not args.peering,
+            peering_name=args.peering,
+            priority=random.randint(1, 2**30) if args.peering else None,
             clusterwide=not namespaces,
             namespaces=namespaces,
             liveness_endpoint=liveness,
