@@ -47,6 +47,14 @@ def _available(kube: client.ApiClient, namespace: str, name: str) -> dict[str, A
     return body if ok and ok["status"] == "True" and body["status"].get("phase") == "Ready" else None
 
 
+def _deploy_example(kube: client.ApiClient, namespace: str) -> str:
+    """Create the H100 fp8 example and wait until it is Available; return its name."""
+    doc = _example()
+    _create(kube, namespace, doc)
+    wait_for(lambda: _available(kube, namespace, doc["metadata"]["name"]), 90, what="Available")
+    return str(doc["metadata"]["name"])
+
+
 def _planned_args(path: Path) -> list[str]:
     out = subprocess.run(
         [sys.executable, "-m", "llmop.cli", "plan", "-f", str(path), "--json"],
@@ -168,10 +176,7 @@ def test_refused_spec_creates_nothing_and_keeps_the_previous_generation_running(
 def test_drift_is_reverted_and_foreign_fields_survive(
     control_plane: Any, crd: str, namespace: str, kube: client.ApiClient, operator: Any
 ) -> None:
-    doc = _example()
-    name = doc["metadata"]["name"]
-    _create(kube, namespace, doc)
-    wait_for(lambda: _available(kube, namespace, name), 90, what="Available")
+    name = _deploy_example(kube, namespace)
     kubectl(control_plane, "scale", "deployment", name, "-n", namespace, "--replicas=3")
     kubectl(control_plane, "annotate", "deployment", name, "-n", namespace, "team.example.com/owner=sre")
     kubectl(
@@ -198,10 +203,7 @@ def test_drift_is_reverted_and_foreign_fields_survive(
 def test_spec_changes_roll_out_only_when_pods_change(
     control_plane: Any, crd: str, namespace: str, kube: client.ApiClient, operator: Any
 ) -> None:
-    doc = _example()
-    name = doc["metadata"]["name"]
-    _create(kube, namespace, doc)
-    wait_for(lambda: _available(kube, namespace, name), 90, what="Available")
+    name = _deploy_example(kube, namespace)
     first = _deployment(kube, namespace, name)
     _patch_spec(kube, namespace, name, {"slo": {"decodeLatency": {"targetMs": 60}}, "replicas": {"max": 6}})
     wait_for(
@@ -226,10 +228,7 @@ def test_spec_changes_roll_out_only_when_pods_change(
 def test_delete_garbage_collects_children(
     control_plane: Any, crd: str, namespace: str, kube: client.ApiClient, operator: Any
 ) -> None:
-    doc = _example()
-    name = doc["metadata"]["name"]
-    _create(kube, namespace, doc)
-    wait_for(lambda: _available(kube, namespace, name), 90, what="Available")
+    name = _deploy_example(kube, namespace)
     llmd_api(kube).delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
     core, policy = client.CoreV1Api(kube), client.PolicyV1Api(kube)
     wait_for(lambda: _deployment(kube, namespace, name) is None, 60, what="Deployment collected")
@@ -240,10 +239,7 @@ def test_delete_garbage_collects_children(
 def test_operator_restart_writes_nothing_and_rolls_nothing(
     control_plane: Any, crd: str, namespace: str, kube: client.ApiClient, operator: Any
 ) -> None:
-    doc = _example()
-    name = doc["metadata"]["name"]
-    _create(kube, namespace, doc)
-    wait_for(lambda: _available(kube, namespace, name), 90, what="Available")
+    name = _deploy_example(kube, namespace)
     # steady state: the autoscaler has reported too (no Prometheus here: MetricsAvailable=False, replicas held)
     wait_for(lambda: condition(get_llmd(kube, namespace, name), "MetricsAvailable"), 60, what="autoscaler pass")
     before = _deployment(kube, namespace, name)
