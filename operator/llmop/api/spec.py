@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -21,6 +22,12 @@ SHORT_NAMES = ("llmd",)
 API_VERSION = f"{GROUP}/{VERSION}"
 
 DURATION_PATTERN = r"^([0-9]+(ms|s|m|h))+$"
+# What the API server accepts in an env var's secretKeyRef: a Secret name (RFC 1123 subdomain) and a data key.
+SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+# Unicode categories refused in engineArgs: controls (C0 and C1, e.g. newline, NEL), invisible format characters
+# (bidi overrides, zero-width), line and paragraph separators.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 _DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -49,8 +56,10 @@ class ApiModel(BaseModel):
 class SecretKeyRef(ApiModel):
     """A key of a Secret in the LLMDeployment's namespace."""
 
-    name: Annotated[str, Field(min_length=1, max_length=253, description="Secret name.")]
-    key: Annotated[str, Field(min_length=1, max_length=253, description="Key within the Secret.")] = "token"
+    name: Annotated[str, Field(min_length=1, max_length=253, pattern=SECRET_NAME_PATTERN, description="Secret name.")]
+    key: Annotated[
+        str, Field(min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN, description="Key within the Secret.")
+    ] = "token"
 
 
 class ArchitectureSpec(ApiModel):
@@ -192,6 +201,10 @@ class LLMDeploymentSpec(ApiModel):
     @classmethod
     def _no_control_characters(cls, values: list[str]) -> list[str]:
         for index, value in enumerate(values):
-            if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-                raise ValueError(f"engineArgs[{index}] contains a control character (newline, tab, ...)")
+            bad = next((ch for ch in value if unicodedata.category(ch) in _REFUSED_CATEGORIES), None)
+            if bad is not None:
+                raise ValueError(
+                    f"engineArgs[{index}] contains a control character or an invisible one (U+{ord(bad):04X}: "
+                    "newline, tab, NEL, bidi override, zero-width, ...)"
+                )
         return values

@@ -36,6 +36,7 @@ OWNED_FLAGS: dict[Engine, frozenset[str]] = {
             "--device-memory-utilization",
             "--download-dir",
             "--load-format",
+            "--config",  # a YAML file of options could set any owned flag
             "--headless",
         }
     ),
