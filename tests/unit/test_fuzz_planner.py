@@ -269,6 +269,7 @@ VLLM_OWNED = {
     "download_dir": ["--download-dir"],
     "load_format": ["--load-format"],
     "headless": ["--headless"],
+    "config": ["--config"],
 }
 TGI_OWNED_LONG = {flag for flag in OWNED_FLAGS[Engine.TGI] if flag.startswith("--")}
 TGI_SHORTS_WITHOUT_VALUE = {"e"}  # clap: --env is a switch, so a short cluster like -ep9000 goes on after it
