@@ -39,6 +39,16 @@ SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"  # kwok's fake pod IPs; never connect to them
 POD_READY_DELAY_ANNOTATION = "pod-ready.stage.kwok.x-k8s.io/delay"  # per-pod override, e.g. "30s"
 STOP_GRACE_SECONDS = 10.0
+# With ControlPlane(audit_log=True): every write (create/update/patch/delete) at Metadata level, nothing else.
+AUDIT_POLICY: dict[str, Any] = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        {"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
+        {"level": "None"},
+    ],
+}
 _PR_SET_PDEATHSIG = 1
 
 
@@ -67,6 +77,13 @@ class Component:
         # a reused pid runs another binary; a zombie is already dead
         return cmdline == self.argv[0] and stat.rsplit(")", 1)[1].split()[0] != "Z"
 
+    def paused(self) -> bool:
+        """True while the process is stopped by a signal (SIGSTOP), as `pause` leaves it."""
+        try:
+            return Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+        except OSError:
+            return False
+
     def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """SIGTERM, then SIGKILL after `grace` seconds; only ever this component's own pid."""
         if not self.alive():
@@ -74,6 +91,7 @@ class Component:
         for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, sig)
+                os.kill(self.pid, signal.SIGCONT)  # a paused (SIGSTOP) process handles SIGTERM only once resumed
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
                 if not self.alive():
@@ -149,6 +167,7 @@ class ControlPlane:
     pod_ready_delay_seconds: float = 0.0
     detach: bool = False  # True: processes outlive this Python process (`llmop dev up`)
     timeout: float = 120.0  # per readiness step
+    audit_log: bool = False  # True: the API server logs every write request to `audit_log_path` (JSON lines)
     ports: dict[str, int] = field(default_factory=dict)
     components: list[Component] = field(default_factory=list)
     startup_seconds: float = 0.0
@@ -160,6 +179,10 @@ class ControlPlane:
     @property
     def state_file(self) -> Path:
         return self.workdir / "state.json"
+
+    @property
+    def audit_log_path(self) -> Path:
+        return self.workdir / "audit.log"
 
     @property
     def pki(self) -> PKI:
@@ -222,7 +245,7 @@ class ControlPlane:
             f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
             f"--initial-cluster=llmop={peer}", "--unsafe-no-fsync=true", "--log-level=warn",
         ])  # fmt: skip
-        self._wait("etcd", lambda: _get(f"{etcd}/health") == 200)
+        self._wait("etcd", self._probe("etcd"))
         self._spawn("kube-apiserver", [
             str(b.kube_apiserver), f"--etcd-servers={etcd}",
             "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={p['apiserver']}",
@@ -232,10 +255,9 @@ class ControlPlane:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={pki.sa_pub}", f"--service-account-signing-key-file={pki.sa_key}",
             f"--service-cluster-ip-range={SERVICE_CIDR}", "--profiling=false", "--v=1",
+            *self._audit_flags(),
         ])  # fmt: skip
-        api_context = ssl.create_default_context(cafile=str(pki.ca_cert))
-        api_context.load_cert_chain(str(pki.admin_cert), str(pki.admin_key))
-        self._wait("kube-apiserver", lambda: _get(f"{self.api_url}/readyz", api_context) == 200)
+        self._wait("kube-apiserver", self._probe("kube-apiserver"))
         kubeconfig = str(self.kubeconfig)
         delegated = [
             f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
@@ -253,12 +275,8 @@ class ControlPlane:
             str(b.kube_scheduler), f"--config={d / 'scheduler.yaml'}", *delegated,
             f"--secure-port={p['scheduler']}", f"--cert-dir={d / 'certs' / 'scheduler'}", "--v=1",
         ])  # fmt: skip
-        insecure = ssl.create_default_context()  # KCM and the scheduler serve self-signed certs
-        insecure.check_hostname = False
-        insecure.verify_mode = ssl.CERT_NONE
-        for name in ("controller-manager", "scheduler"):
-            url = f"https://127.0.0.1:{p[name]}/healthz"
-            self._wait(f"kube-{name}", lambda url=url: _get(url, insecure) == 200)
+        for name in ("kube-controller-manager", "kube-scheduler"):
+            self._wait(name, self._probe(name))
         # No --node-ip, --node-port or --server-address: kwok serves nothing and invents no reachable IPs.
         self._spawn("kwok", [
             str(b.kwok), f"--kubeconfig={kubeconfig}", f"--config={d / 'kwok-stages.yaml'}",
@@ -268,9 +286,33 @@ class ControlPlane:
         self._check(["kwok", "kube-controller-manager"], self._nodes_ready)
         self._check(["kube-controller-manager"], self._default_service_account)
 
-    def _spawn(self, name: str, argv: list[str]) -> Component:
+    def _audit_flags(self) -> list[str]:
+        if not self.audit_log:
+            return []
+        policy = self.workdir / "audit-policy.yaml"
+        policy.write_text(yaml.safe_dump(AUDIT_POLICY, sort_keys=False))
+        self.audit_log_path.unlink(missing_ok=True)
+        return [f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log_path}"]
+
+    def _probe(self, name: str) -> Callable[[], bool]:
+        """The readiness check of one component (kwok: none beyond being alive)."""
+        if name == "etcd":
+            return lambda: _get(f"http://127.0.0.1:{self.ports['etcd']}/health") == 200
+        if name == "kube-apiserver":
+            api_context = ssl.create_default_context(cafile=str(self.pki.ca_cert))
+            api_context.load_cert_chain(str(self.pki.admin_cert), str(self.pki.admin_key))
+            return lambda: _get(f"{self.api_url}/readyz", api_context) == 200
+        if name in ("kube-controller-manager", "kube-scheduler"):
+            insecure = ssl.create_default_context()  # KCM and the scheduler serve self-signed certs
+            insecure.check_hostname = False
+            insecure.verify_mode = ssl.CERT_NONE
+            url = f"https://127.0.0.1:{self.ports[name.removeprefix('kube-')]}/healthz"
+            return lambda: _get(url, insecure) == 200
+        return lambda: True
+
+    def _spawn(self, name: str, argv: list[str], append: bool = False) -> Component:
         log = self.log(name)
-        with log.open("wb") as out:
+        with log.open("ab" if append else "wb") as out:
             process = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
@@ -284,6 +326,37 @@ class ControlPlane:
         self.components.append(component)
         self.save()
         return component
+
+    # ---- faults (tests) ---------------------------------------------------------------------------
+
+    def component(self, name: str) -> Component:
+        """The running component called `name` (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok)."""
+        for component in self.components:
+            if component.name == name:
+                return component
+        raise KeyError(f"no component {name!r}; have {', '.join(c.name for c in self.components)}")
+
+    def restart(self, name: str, grace: float = STOP_GRACE_SECONDS) -> Component:
+        """Stop one component (SIGTERM, SIGKILL after `grace` s), start it again with the same argv, ports and
+        data, and wait until it is ready; its log is appended to. The others keep running."""
+        old = self.component(name)
+        old.stop(grace)
+        index = self.components.index(old)
+        self.components.remove(old)
+        new = self._spawn(name, old.argv, append=True)
+        self.components.remove(new)
+        self.components.insert(index, new)  # keep the start order: stop() goes in reverse
+        self.save()
+        self._wait(name, self._probe(name))
+        return new
+
+    def pause(self, name: str) -> None:
+        """Freeze one component with SIGSTOP (it holds its sockets open and answers nothing) until `resume`."""
+        os.kill(self.component(name).pid, signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        """SIGCONT a component frozen by `pause`."""
+        os.kill(self.component(name).pid, signal.SIGCONT)
 
     def _failure(self, names: Sequence[str], reason: str) -> ControlPlaneError:
         parts = [f"{names[0]} not ready: {reason}"]
