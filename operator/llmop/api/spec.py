@@ -48,9 +48,7 @@ def _cel(rule: str, message: str) -> dict[str, Any]:
 class ApiModel(BaseModel):
     """Base: camelCase on the wire, unknown fields refused, values validated on assignment."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", validate_assignment=True
-    )
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", validate_assignment=True)
 
 
 class SecretKeyRef(ApiModel):
@@ -90,9 +88,7 @@ class ModelSpec(ApiModel):
     ]
     revision: Annotated[
         str | None,
-        Field(
-            max_length=128, pattern=r"^[A-Za-z0-9._/-]+$", description="Hub revision (branch, tag, commit)."
-        ),
+        Field(max_length=128, pattern=r"^[A-Za-z0-9._/-]+$", description="Hub revision (branch, tag, commit)."),
     ] = None
     architecture: Annotated[
         str | ArchitectureSpec | None,

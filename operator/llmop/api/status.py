@@ -126,9 +126,7 @@ def set_condition(
     return updated
 
 
-def _condition(
-    type_: str, status: str, reason: str, message: str, at: str, generation: int | None
-) -> dict[str, Any]:
+def _condition(type_: str, status: str, reason: str, message: str, at: str, generation: int | None) -> dict[str, Any]:
     condition: dict[str, Any] = {
         "type": type_,
         "status": status,

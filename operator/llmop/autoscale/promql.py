@@ -20,6 +20,8 @@ VLLM_TTFT_BUCKETS_S: tuple[float, ...] = (
     0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0,
     160.0, 640.0, 2560.0,
 )  # fmt: skip
+
+
 # TGI duration histograms: 35 geometric buckets from 0.0001 * 1.5 with ratio 1.5 (router/src/server.rs).
 def _tgi_duration_buckets(count: int = 35, start: float = 0.0001, ratio: float = 1.5) -> tuple[float, ...]:
     """Multiplied in a loop as the router does (`value *= 1.5`), so the `le` strings match a real scrape."""

@@ -59,9 +59,7 @@ def resolve_quantization(
         suggestions.append("quantization " + "/".join(alternatives))
     hint = f"; use {', or '.join(suggestions)}" if suggestions else ""
     if not rules:
-        return Finding(
-            "spec.quantization", f"quantization {quantization.value} is not available in {name}{hint}"
-        )
+        return Finding("spec.quantization", f"quantization {quantization.value} is not available in {name}{hint}")
     in_version = [r for r in rules if in_range(version, r.since, r.until)]
     if not in_version:
         return Finding(

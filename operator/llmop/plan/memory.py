@@ -31,9 +31,7 @@ class MemoryFit:
     @property
     def kv_budget_bytes(self) -> float:
         """KV-cache room over all shards of the replica (negative when weights do not fit)."""
-        per_gpu = (
-            self.usable_bytes_per_gpu - self.overhead_bytes_per_gpu - self.weight_bytes / self.tensor_parallel
-        )
+        per_gpu = self.usable_bytes_per_gpu - self.overhead_bytes_per_gpu - self.weight_bytes / self.tensor_parallel
         return per_gpu * self.tensor_parallel
 
     @property

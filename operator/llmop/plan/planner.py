@@ -77,9 +77,7 @@ def _attention(engine: Engine, gpu: GPU, version: tuple[int, int, int]) -> Atten
     return vllm_attention(gpu, version) if engine == Engine.VLLM else tgi_attention(gpu)
 
 
-def _decode_model(
-    gpu: GPU, architecture: Architecture, memory: MemoryFit, tp: int, efficiency: float
-) -> DecodeModel:
+def _decode_model(gpu: GPU, architecture: Architecture, memory: MemoryFit, tp: int, efficiency: float) -> DecodeModel:
     return DecodeModel(
         gpu=gpu,
         weight_bytes=memory.weight_bytes,
@@ -166,9 +164,7 @@ def _smallest_fitting(fits: dict[int, MemoryFit], length: int, sequences: int) -
     return next((tp for tp in TP_CHOICES if fits[tp].sequences(length) >= sequences), None)
 
 
-def plan(
-    spec: LLMDeploymentSpec, name: str = "llm", image_registry: str = DEFAULT_IMAGE_REGISTRY
-) -> Plan | PlanErrors:
+def plan(spec: LLMDeploymentSpec, name: str = "llm", image_registry: str = DEFAULT_IMAGE_REGISTRY) -> Plan | PlanErrors:
     """Decide engine flags, image, tensor parallelism and latency estimates, or say why it cannot work."""
     errors: list[Finding] = []
     warnings: list[Finding] = []
@@ -214,15 +210,11 @@ def plan(
     errors.extend(check_engine_args(engine, spec.engine_args))
     if spec.replicas.min > spec.replicas.max:
         errors.append(
-            Finding(
-                "spec.replicas", f"min {spec.replicas.min} is above max {spec.replicas.max}; set min <= max"
-            )
+            Finding("spec.replicas", f"min {spec.replicas.min} is above max {spec.replicas.max}; set min <= max")
         )
     if errors or isinstance(architecture, Finding) or isinstance(rule, Finding):
         return PlanErrors(tuple(errors), tuple(warnings))
-    return _accepted_plan(
-        spec, name, image_registry, version_text, version, gpu, architecture, rule, warnings
-    )
+    return _accepted_plan(spec, name, image_registry, version_text, version, gpu, architecture, rule, warnings)
 
 
 def _accepted_plan(
@@ -257,9 +249,7 @@ def _accepted_plan(
         warnings.append(Finding("spec.gpu.type", attention.note))
     dtype = choose_dtype(gpu)
     if not gpu.bf16:
-        warnings.append(
-            Finding("spec.gpu.type", f"{gpu.name} has no bfloat16 (needs cc 8.0); serving in float16")
-        )
+        warnings.append(Finding("spec.gpu.type", f"{gpu.name} has no bfloat16 (needs cc 8.0); serving in float16"))
     utilization = gpu_memory_utilization(engine, version)
 
     def fit_for(tp: int) -> MemoryFit:
