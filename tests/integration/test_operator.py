@@ -236,6 +236,23 @@ def test_delete_garbage_collects_children(
     wait_for(lambda: not policy.list_namespaced_pod_disruption_budget(namespace).items, 60, what="PDB collected")
 
 
+def test_no_finalizer_so_deletion_needs_no_running_operator(
+    control_plane: Any, crd: str, namespace: str, kube: client.ApiClient, operator: Any
+) -> None:
+    """The operator keeps nothing on user objects that blocks deletion: with the operator stopped, deleting an
+    LLMDeployment still completes and garbage collection takes its children."""
+    name = _deploy_example(kube, namespace)
+    wait_for(lambda: condition(get_llmd(kube, namespace, name), "MetricsAvailable"), 60, what="autoscaler pass")
+    assert not get_llmd(kube, namespace, name)["metadata"].get("finalizers")
+    operator.stop()
+    try:
+        llmd_api(kube).delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        wait_for(lambda: get_llmd(kube, namespace, name) is None, 30, what="LLMDeployment gone with no operator")
+        wait_for(lambda: _deployment(kube, namespace, name) is None, 60, what="Deployment collected")
+    finally:
+        operator.start()
+
+
 def test_operator_restart_writes_nothing_and_rolls_nothing(
     control_plane: Any, crd: str, namespace: str, kube: client.ApiClient, operator: Any
 ) -> None:

@@ -23,6 +23,9 @@ def register(subparsers: Any) -> None:
     run.add_argument("--metrics-address", default=None, help="address of the operator's /metrics")
     run.add_argument("--health-port", type=int, default=None, help="port of the liveness endpoint (0: off)")
     run.add_argument("--autoscale-interval", type=float, default=None, help="seconds between autoscaler passes")
+    run.add_argument(
+        "--resync-interval", type=float, default=None, help="seconds between full reconciles of each object (300)"
+    )
     run.add_argument("--no-leader-elect", action="store_true", help="act without holding the Lease")
     run.add_argument(
         "--peering",
@@ -54,6 +57,8 @@ def _config(args: argparse.Namespace) -> Any:
         overrides["health_port"] = args.health_port
     if args.autoscale_interval:
         overrides["autoscale_interval_seconds"] = args.autoscale_interval
+    if args.resync_interval:
+        overrides["resync_seconds"] = args.resync_interval
     return replace(config, **overrides)
 
 
@@ -78,8 +83,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.verbose:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # "Handler ... succeeded" on every event
     config = _config(args)
-    # the kopf timer interval is read when the handlers module is imported
-    os.environ["LLMOP_AUTOSCALE_INTERVAL_SECONDS"] = f"{config.autoscale_interval_seconds:g}"
     from llmop.controller import handlers  # noqa: F401 - registers the kopf handlers
 
     try:

@@ -107,4 +107,5 @@ class Kube:
             "lastTimestamp": now,
             "count": 1,
         }
-        self.core.create_namespaced_event(meta["namespace"], event, _preload_content=False)
+        response = self.core.create_namespaced_event(meta["namespace"], event, _preload_content=False)
+        _raw(response)  # read the body: an unread response never returns its connection to the pool

@@ -23,7 +23,9 @@ def _micro(moment: datetime) -> str:
 
 
 class LeaderElector:
-    """Acquire and renew a Lease; call `on_lost` if renewal fails for longer than the lease duration."""
+    """Acquire and renew a Lease. The leader stops acting (`on_lost`) when it has not renewed for
+    `renew_deadline_seconds`, which is shorter than the lease: it steps down before any other replica may take
+    the lease over, so two replicas never act at once (client-go's leaderelection uses 15 s / 10 s / 2 s too)."""
 
     def __init__(
         self,
@@ -32,20 +34,27 @@ class LeaderElector:
         name: str,
         identity: str,
         lease_seconds: int = 15,
-        renew_seconds: float = 5.0,
+        renew_seconds: float = 2.0,
+        renew_deadline_seconds: float = 10.0,
+        retry_seconds: float = 2.0,
     ) -> None:
+        if not 0 < renew_deadline_seconds < lease_seconds:
+            raise ValueError(f"renew deadline {renew_deadline_seconds} s must be below the lease {lease_seconds} s")
         self.api = client.CoordinationV1Api(api_client)
         self.namespace = namespace
         self.name = name
         self.identity = identity
         self.lease_seconds = lease_seconds
         self.renew_seconds = renew_seconds
+        self.renew_deadline_seconds = renew_deadline_seconds
+        self.retry_seconds = retry_seconds
+        self._timeout = max(1.0, retry_seconds)  # per request, so a hung API server cannot outlast the deadline
         self._stop = threading.Event()
 
     def _try_acquire(self) -> bool:
         now = _now()
         try:
-            lease = self.api.read_namespaced_lease(self.name, self.namespace)
+            lease = self.api.read_namespaced_lease(self.name, self.namespace, _request_timeout=self._timeout)
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -60,7 +69,7 @@ class LeaderElector:
                 ),
             )
             try:
-                self.api.create_namespaced_lease(self.namespace, body)
+                self.api.create_namespaced_lease(self.namespace, body, _request_timeout=self._timeout)
                 return True
             except ApiException as create_error:
                 if create_error.status == 409:
@@ -81,7 +90,7 @@ class LeaderElector:
         spec.lease_duration_seconds = self.lease_seconds
         try:
             # replace carries the resourceVersion: a concurrent candidate gets 409 and stays a follower.
-            self.api.replace_namespaced_lease(self.name, self.namespace, lease)
+            self.api.replace_namespaced_lease(self.name, self.namespace, lease, _request_timeout=self._timeout)
             return True
         except ApiException as error:
             if error.status == 409:
@@ -107,20 +116,28 @@ class LeaderElector:
         return False
 
     def keep_renewing(self, on_lost: Callable[[], None]) -> threading.Thread:
-        """Renew in the background; on a lost or unrenewable lease call `on_lost` once."""
+        """Renew in the background; when the lease is taken or not renewed within the renew deadline, call
+        `on_lost` once."""
 
         def loop() -> None:
-            last_ok = time.monotonic()
-            while not self._stop.wait(self.renew_seconds):
+            renewed_at = time.monotonic()  # start of the last attempt that renewed: the lease runs from there
+            wait = self.renew_seconds
+            while not self._stop.wait(wait):
+                attempt = time.monotonic()
                 try:
                     if self._try_acquire():
-                        last_ok = time.monotonic()
+                        renewed_at, wait = attempt, self.renew_seconds
                         continue
                     log.error("lease %s/%s taken by another replica", self.namespace, self.name)
                 except Exception as error:
-                    log.warning("lease renewal failed: %s", error)
-                    if time.monotonic() - last_ok < self.lease_seconds:
+                    behind = time.monotonic() - renewed_at
+                    log.warning("lease renewal failed (%.1f s since the last renewal): %s", behind,
+                                str(error).splitlines()[0][:300])  # fmt: skip
+                    if behind < self.renew_deadline_seconds:
+                        wait = min(self.retry_seconds, self.renew_deadline_seconds - behind)
                         continue
+                    log.error("lease %s/%s not renewed within %.0f s; stepping down", self.namespace, self.name,
+                              self.renew_deadline_seconds)  # fmt: skip
                 on_lost()
                 return
 

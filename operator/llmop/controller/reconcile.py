@@ -15,7 +15,7 @@ from llmop.controller import metrics
 from llmop.controller.drift import managed_fields_drift
 from llmop.controller.kube import Kube
 from llmop.controller.settings import OperatorConfig
-from llmop.controller.status import Observed, compute_status, status_changed
+from llmop.controller.status import Observed, compute_status, rollout_complete, status_changed
 from llmop.plan.parse import parse_spec
 from llmop.plan.planner import MAX_OBJECT_NAME, plan
 from llmop.plan.types import Plan, PlanErrors
@@ -55,6 +55,7 @@ class Reconciler:
         self.config = config
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
+        self._passed: dict[tuple[str, str], float] = {}  # monotonic end of the last complete pass per object
 
     @contextmanager
     def locked(self, namespace: str, name: str) -> Iterator[None]:
@@ -69,6 +70,16 @@ class Reconciler:
             return spec
         return plan(spec, body["metadata"]["name"], self.config.image_registry)
 
+    def reconciled_within(self, namespace: str, name: str, seconds: float) -> bool:
+        """True when a complete pass over this object ended less than `seconds` ago."""
+        with self._guard:
+            passed = self._passed.get((namespace, name))
+        return passed is not None and time.monotonic() - passed < seconds
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._guard:
+            self._passed.pop((namespace, name), None)
+
     def reconcile(self, body: dict[str, Any]) -> ReconcileResult:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
@@ -78,6 +89,8 @@ class Reconciler:
             if fresh is None or fresh["metadata"].get("deletionTimestamp"):
                 return ReconcileResult(False, (), False, ())
             result = self._reconcile_locked(fresh)
+            with self._guard:
+                self._passed[(namespace, name)] = time.monotonic()
         metrics.RECONCILE_DURATION.labels(namespace, name).observe(time.monotonic() - started)
         return result
 
@@ -87,18 +100,26 @@ class Reconciler:
         result = self.plan_for(body)
         replicas = desired_replicas(body, result)
         applied: list[str] = []
+        deployment: dict[str, Any] | None = None
         if isinstance(result, Plan):
             owner = Owner(name, namespace, meta.get("uid"))
             for obj in render(result, owner, replicas):
                 live = self.kube.get(obj["kind"], namespace, obj["metadata"]["name"])
                 if managed_fields_drift(obj, live):
-                    self.kube.apply(obj)
+                    live = self.kube.apply(obj)  # the apply answers with the object as now stored
                     applied.append(obj["kind"])
+                if obj["kind"] == "Deployment":
+                    deployment = live  # just read or applied: no second GET for the status
         else:
             metrics.PLAN_REFUSALS.labels(namespace, name).inc()
-        # A name longer than a label value cannot select pods (the API refuses the selector); the planner refuses it.
-        pods = self.kube.list_pods(namespace, selector_labels(name)) if len(name) <= MAX_OBJECT_NAME else []
-        observed = Observed(deployment=self.kube.get("Deployment", namespace, name), pods=pods)
+            deployment = self.kube.get("Deployment", namespace, name)
+        # Pods matter only while one may be Pending (unschedulable); none is once the rollout is done (all desired
+        # replicas updated and ready). A name longer than a label value cannot select pods (the API refuses the
+        # selector); the planner refuses it.
+        pods: list[dict[str, Any]] = []
+        if not rollout_complete(deployment) and len(name) <= MAX_OBJECT_NAME:
+            pods = self.kube.list_pods(namespace, selector_labels(name))
+        observed = Observed(deployment=deployment, pods=pods)
         current = body.get("status") or {}
         update = compute_status(current, meta.get("generation"), result, observed, replicas, now_rfc3339())
         changed = status_changed(current, update.status)

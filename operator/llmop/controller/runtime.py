@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from llmop.autoscale.policy import Decision
 from llmop.controller.kube import Kube
 from llmop.controller.reconcile import Reconciler
 from llmop.controller.settings import OperatorConfig
 
 
 class AutoscalerStep(Protocol):
-    def step(self, body: dict) -> None: ...
+    def step(self, body: dict) -> Decision | None: ...
 
 
 @dataclass

@@ -19,7 +19,7 @@ class OperatorConfig:
 
     prometheus_url: str | None = None
     image_registry: str = DEFAULT_IMAGE_REGISTRY
-    resync_seconds: float = 30.0
+    resync_seconds: float = 300.0  # full reconcile of each object at least this often (drift of unwatched children)
     autoscale_interval_seconds: float = 15.0
     metrics_port: int = 8080
     metrics_address: str = "0.0.0.0"
@@ -31,7 +31,7 @@ class OperatorConfig:
         return cls(
             prometheus_url=os.environ.get("LLMOP_PROMETHEUS_URL") or None,
             image_registry=os.environ.get("LLMOP_IMAGE_REGISTRY") or DEFAULT_IMAGE_REGISTRY,
-            resync_seconds=_env_float("LLMOP_RESYNC_SECONDS", 30.0),
+            resync_seconds=_env_float("LLMOP_RESYNC_SECONDS", 300.0),
             autoscale_interval_seconds=_env_float("LLMOP_AUTOSCALE_INTERVAL_SECONDS", 15.0),
             metrics_port=int(os.environ.get("LLMOP_METRICS_PORT") or 8080),
             metrics_address=os.environ.get("LLMOP_METRICS_ADDRESS") or "0.0.0.0",

@@ -79,7 +79,8 @@ def _deployment_counts(deployment: dict[str, Any] | None) -> tuple[int, int, int
     )
 
 
-def _rollout_done(deployment: dict[str, Any] | None) -> bool:
+def rollout_complete(deployment: dict[str, Any] | None) -> bool:
+    """The controller has seen the latest spec and every desired replica is updated and ready."""
     if deployment is None:
         return False
     desired, current, ready, updated = _deployment_counts(deployment)
@@ -136,7 +137,7 @@ def compute_status(
         status["deploymentName"] = observed.deployment["metadata"]["name"]
 
     unschedulable = unschedulable_message(observed.pods)
-    rollout_done = _rollout_done(observed.deployment)
+    rollout_done = rollout_complete(observed.deployment)
     available = observed.deployment is not None and ready > 0
     if observed.deployment is None:
         conditions = set_condition(
