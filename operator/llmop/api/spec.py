@@ -151,6 +151,25 @@ class SLOSpec(ApiModel):
     decode_latency: DecodeLatencySLO | None = None
 
 
+class ProbeSpec(ApiModel):
+    """Active probe: with too few tokens in the SLO window to judge (no traffic), time a short generation."""
+
+    enabled: Annotated[
+        bool, Field(description="Probe the engine when Prometheus has too few samples to judge the latency.")
+    ]
+    endpoint: Annotated[
+        str | None,
+        Field(
+            max_length=512,
+            pattern=r"^https?://",
+            description="Engine base URL to probe; defaults to the deployment's Service (http://NAME.NAMESPACE.svc:PORT).",
+        ),
+    ] = None
+    interval: Annotated[
+        str, Field(pattern=DURATION_PATTERN, max_length=16, description="Reuse a probe's result for this long.")
+    ] = "30s"
+
+
 class AutoscalingSpec(ApiModel):
     """Scaling behaviour."""
 
@@ -164,6 +183,10 @@ class AutoscalingSpec(ApiModel):
             pattern=r"^https?://",
             description="Prometheus base URL for this deployment; defaults to the operator's setting.",
         ),
+    ] = None
+    probe: Annotated[
+        ProbeSpec | None,
+        Field(description="Active probe fallback for a deployment without traffic to read latency from (opt-in)."),
     ] = None
 
 

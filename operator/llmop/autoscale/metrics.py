@@ -32,6 +32,8 @@ class Observation:
     mean_prompt_tokens: float | None = None
     mean_output_tokens: float | None = None
     waiting_growth_rps: float | None = None  # d(waiting)/dt over the rate window
+    source: str = "prometheus"  # or "probe": latency_ms is an active probe's mean TPOT (see autoscale/fallback.py)
+    note: str = ""  # how the latency was measured, for status messages (the probe's endpoint and tokens)
     extra: dict[str, float] = field(default_factory=dict)
 
     @property

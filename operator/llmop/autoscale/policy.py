@@ -171,6 +171,7 @@ class _Reading:
     output: float = 0.0
     arrivals: float | None = None  # finished requests/s plus queue growth: the offered rate, without the backlog
     trend: float = 0.0  # req/s the arrivals are projected to add by the time a replica started now serves
+    probed: bool = False  # the latency is an active probe's (one stream on an idle engine), not the window's
 
     def need(self, config: PolicyConfig, target_ms: float, ahead: bool = False) -> int | None:
         """Replicas the capacity model asks for at this load (`ahead`: plus the trend); None without the model."""
@@ -213,6 +214,9 @@ def _read(config: PolicyConfig, obs: Observation) -> tuple[_Reading, str]:
         arrivals = max(obs.request_rate + growth, 0.0)  # what finishes plus what queues (a draining queue: less)
         rps = obs.request_rate + max(growth, 0.0) + waiting / max(config.window_s, 1.0)
         load = {"rps": rps, "prompt": obs.mean_prompt_tokens, "output": obs.mean_output_tokens, "arrivals": arrivals}
+    if obs.source == "probe" and obs.latency_ms is not None:
+        # Too few tokens in the window, so the shell probed the engine: its TPOT is judged without a sample guard.
+        return _Reading(obs.latency_ms, f"probe TPOT {_ms(obs.latency_ms)}", demand, waiting, probed=True, **load), "ok"
     if obs.latency_ms is None or obs.samples < config.min_samples:
         note = f"{obs.samples:.0f} tokens in the window < {config.min_samples:.0f}: latency not judged"
         return _Reading(None, f"{name} n/a", demand, waiting, **load), note
@@ -305,7 +309,8 @@ def decide(
     (without a model: while one fewer projects under SLO x (1 - tolerance)); the step itself also needs nothing
     waiting, every replica ready and the observed latency projecting under the SLO; the next step needs
     `scale_down_step_s`, or only `fast_down_step_s` while the load plus `fast_down_margin` still fits one fewer.
-    The result is always clamped to [min, max].
+    A probed latency (`obs.source == "probe"`: no traffic to read it from) is reported as the SLO's state and
+    lets an idle deployment step down, but never scales up. The result is always clamped to [min, max].
     """
     current, ready = max(current_replicas, 0), max(min(ready_replicas, current_replicas), 0)
     if state.last_ready is not None and ready > state.last_ready:
@@ -355,6 +360,8 @@ def decide(
     latency_breach = reading.latency is not None and reading.latency > target
     if latency_breach and stale_window and modelled and not over_capacity:
         latency_breach = False  # the window still holds the time before the last readiness change
+    if latency_breach and reading.probed:
+        latency_breach = False  # an idle engine's own latency: more replicas do not lower it (SLOMet reports it)
     if not modelled and reading.latency is None and reading.waiting > 0:
         over_capacity = True  # no capacity model: a queue is the only load signal
         why_capacity = f"{reading.waiting:.0f} requests waiting"
@@ -426,7 +433,7 @@ def _headroom(config: PolicyConfig, reading: _Reading, ready: int, current: int,
     """Projected latency and demand on `fewer` replicas, inside the tolerance band below the SLO."""
     limit = config.target_ms * (1 - config.tolerance)
     if fewer <= 0:
-        idle = reading.demand <= 0 and reading.latency is None
+        idle = reading.demand <= 0 and (reading.latency is None or reading.probed)
         return idle, "no requests" if idle else "requests in flight"
     if reading.waiting > 0:
         return False, f"{reading.waiting:.0f} requests waiting"
@@ -436,7 +443,9 @@ def _headroom(config: PolicyConfig, reading: _Reading, ready: int, current: int,
         if need > fewer:
             return False, f"{reading.rps_text()} needs {need} replicas by the capacity model"
         parts.append(f"{reading.rps_text()} fits {fewer} by the capacity model")
-    if reading.latency is not None:
+    if reading.probed:
+        parts.append(f"{reading.label} on an idle engine")  # one stream: it says nothing about fewer replicas
+    elif reading.latency is not None:
         floor = config.decode_floor_ms
         now_itl, fewer_itl = reading.model_itl(config, max(ready, 1)), reading.model_itl(config, fewer)
         if now_itl and fewer_itl is not None and math.isfinite(now_itl):

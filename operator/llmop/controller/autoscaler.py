@@ -6,10 +6,12 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Any
 
 from llmop.api.spec import duration_seconds
 from llmop.api.status import ConditionType, get_condition, now_rfc3339, set_condition
+from llmop.autoscale.fallback import ProbeCache, Prober, needs_probe, service_endpoint, with_probe
 from llmop.autoscale.metrics import MetricsSource, Observation, PrometheusMetrics
 from llmop.autoscale.policy import Decision, PolicyConfig, PolicyState, decide
 from llmop.controller import metrics
@@ -25,67 +27,107 @@ log = logging.getLogger("llmop.autoscaler")
 Locker = Callable[[str, str], AbstractContextManager[None]]
 
 
+HEARTBEAT_S = 60.0  # steady state: decodeLatency and condition messages are rewritten at most this often
+LATENCY_MOVE = 0.05  # ... unless the observed latency moves by more than this share (and 0.5 ms)
+
+
+def _age_s(stamp: Any, now: str) -> float | None:
+    """Seconds from RFC 3339 `stamp` to `now`; None when `stamp` is missing or unreadable."""
+    if not isinstance(stamp, str):
+        return None
+    try:
+        then = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        return (datetime.fromisoformat(now.replace("Z", "+00:00")) - then).total_seconds()
+    except ValueError:
+        return None
+
+
+def _latency_moved(previous: Any, latency: dict[str, Any] | None) -> bool:
+    if latency is None:
+        return False
+    if not isinstance(previous, dict) or previous.get("percentile") != latency["percentile"]:
+        return True
+    old = previous.get("observedMs")
+    if not isinstance(old, int | float) or isinstance(old, bool):
+        return True
+    return abs(latency["observedMs"] - old) > max(0.5, LATENCY_MOVE * old)
+
+
+def _metrics_condition(decision: Decision, obs: Observation) -> tuple[bool, str, str]:
+    if not decision.metrics_available:
+        return False, "MetricsUnavailable", decision.metrics_reason
+    if obs.source == "probe":
+        return True, "ActiveProbe", obs.note
+    return True, "MetricsAvailable", f"p{obs.percentile:g} TPOT {obs.latency_text()} from {obs.samples:.0f} samples"
+
+
 def decision_status(
-    current: dict[str, Any], decision: Decision, obs: Observation, replicas: int, generation: int | None, now: str
+    current: dict[str, Any],
+    decision: Decision,
+    obs: Observation,
+    replicas: int,
+    generation: int | None,
+    now: str,
+    heartbeat_s: float = HEARTBEAT_S,
 ) -> tuple[dict[str, Any], list[EventIntent]]:
-    """Status fields and events for one decision (pure)."""
-    conditions = list(current.get("conditions") or [])
+    """Status fields and events for one decision (pure).
+
+    Steady state is cheap: while nothing meaningful changes (condition status or reason, desired replicas, the
+    latency by more than LATENCY_MOVE, the policy's memory), the previous messages and decodeLatency are kept, so
+    the merge patch is empty; they are refreshed at least every `heartbeat_s` (autoscaler.reportedAt)."""
+    previous = list(current.get("conditions") or [])
     events: list[EventIntent] = []
-    previous_metrics = get_condition(conditions, ConditionType.METRICS_AVAILABLE)
-    if decision.metrics_available:
-        conditions = set_condition(
-            conditions,
-            ConditionType.METRICS_AVAILABLE,
-            True,
-            "MetricsAvailable",
-            f"p{obs.percentile:g} TPOT {obs.latency_text()} from {obs.samples:.0f} samples",
-            generation,
-            now,
-        )
-    else:
-        conditions = set_condition(
-            conditions,
-            ConditionType.METRICS_AVAILABLE,
-            False,
-            "MetricsUnavailable",
-            decision.metrics_reason,
-            generation,
-            now,
-        )
-        if not previous_metrics or previous_metrics.get("status") != "False":
-            events.append(
-                EventIntent("Warning", "MetricsUnavailable", f"holding {replicas} replicas: {decision.metrics_reason}")
-            )
-    if decision.slo_met is None:
-        conditions = set_condition(conditions, ConditionType.SLO_MET, None, "NoData", decision.reason, generation, now)
-    else:
-        conditions = set_condition(
-            conditions,
-            ConditionType.SLO_MET,
-            decision.slo_met,
-            "WithinSLO" if decision.slo_met else "SLOBreached",
-            decision.reason,
-            generation,
-            now,
+    metrics_ok, metrics_reason, metrics_message = _metrics_condition(decision, obs)
+    slo_reason = "NoData" if decision.slo_met is None else ("WithinSLO" if decision.slo_met else "SLOBreached")
+    wanted = [
+        (ConditionType.METRICS_AVAILABLE, metrics_ok, metrics_reason, metrics_message),
+        (ConditionType.SLO_MET, decision.slo_met, slo_reason, decision.reason),
+    ]
+    latency: dict[str, Any] | None = None
+    if obs.latency_ms is not None:
+        latency = {"percentile": int(obs.percentile), "observedMs": round(obs.latency_ms, 2), "observedAt": now}
+        if int(obs.percentile) == 95 and obs.source != "probe":
+            latency["p95Ms"] = round(obs.latency_ms, 2)
+    state = decision.state.to_dict()
+    old_state = {k: v for k, v in (current.get("autoscaler") or {}).items() if k != "reportedAt"}
+    reported_at = (current.get("autoscaler") or {}).get("reportedAt")
+    age = _age_s(reported_at, now)
+    refresh = (
+        age is None
+        or not 0 <= age < heartbeat_s
+        or decision.desired != current.get("desiredReplicas")
+        or state != old_state
+        or _latency_moved(current.get("decodeLatency"), latency)
+        or any(_transition(previous, type_, status, reason) for type_, status, reason, _ in wanted)
+    )
+    conditions = previous
+    for type_, status, reason, message in wanted:
+        old = get_condition(previous, type_)
+        if not refresh and old is not None:
+            message = str(old.get("message", ""))
+        conditions = set_condition(conditions, type_, status, reason, message, generation, now)
+    old_metrics = get_condition(previous, ConditionType.METRICS_AVAILABLE)
+    if not metrics_ok and (not old_metrics or old_metrics.get("status") != "False"):
+        events.append(
+            EventIntent("Warning", "MetricsUnavailable", f"holding {replicas} replicas: {decision.metrics_reason}")
         )
     status: dict[str, Any] = {
         "conditions": conditions,
         "desiredReplicas": decision.desired,
-        "autoscaler": decision.state.to_dict(),
+        "autoscaler": {**state, "reportedAt": now if refresh else reported_at},
     }
-    if obs.latency_ms is not None:
-        latency: dict[str, Any] = {
-            "percentile": int(obs.percentile),
-            "observedMs": round(obs.latency_ms, 2),
-            "observedAt": now,
-        }
-        if int(obs.percentile) == 95:
-            latency["p95Ms"] = round(obs.latency_ms, 2)
-        status["decodeLatency"] = latency
+    if latency is not None:
+        status["decodeLatency"] = latency if refresh or not current.get("decodeLatency") else current["decodeLatency"]
     if decision.direction != "hold" and decision.desired != replicas:
         status["lastScale"] = {"at": now, "from": replicas, "to": decision.desired, "reason": decision.reason}
         events.append(EventIntent("Normal", "Scaled", decision.reason))
     return status, events
+
+
+def _transition(conditions: list[dict[str, Any]], type_: str, status: bool | None, reason: str) -> bool:
+    old = get_condition(conditions, type_)
+    text = "Unknown" if status is None else ("True" if status else "False")
+    return old is None or old.get("status") != text or old.get("reason") != reason
 
 
 class Autoscaler:
@@ -97,8 +139,10 @@ class Autoscaler:
         config: OperatorConfig,
         locked: Locker,
         source_for: Callable[[str], MetricsSource] | None = None,
+        prober: Prober | None = None,
     ) -> None:
         self.kube = kube
+        self.probes = ProbeCache(prober)
         self.config = config
         self.locked = locked
         self._sources: dict[str, MetricsSource] = {}
@@ -138,6 +182,12 @@ class Autoscaler:
             duration_seconds(spec.autoscaling.scale_up_stabilization),
             duration_seconds(spec.autoscaling.scale_down_stabilization),
         )
+        probe = spec.autoscaling.probe
+        if probe is not None and probe.enabled and needs_probe(obs, policy.min_samples):
+            # No traffic to read latency from: time a short generation through the engine (outside the lock).
+            endpoint = probe.endpoint or service_endpoint(name, namespace, result.port)
+            found = self.probes.get(endpoint, result.engine, duration_seconds(probe.interval))
+            obs = with_probe(obs, found, policy.min_samples)
         with self.locked(namespace, name):
             fresh = self.kube.get_llmd(namespace, name)
             deployment = self.kube.get("Deployment", namespace, name)
