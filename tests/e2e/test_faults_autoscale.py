@@ -144,7 +144,8 @@ def test_metric_outages_never_scale(stack: LocalStack, kube: client.ApiClient, n
     fresh_s = time.monotonic() - back
     print(f"scale-out {fresh_s:.1f} s after metrics returned (up window {UP_WINDOW_S:g} s)")
     assert fresh_s >= UP_WINDOW_S - TICK_S, "the breach clock resumed across the outage instead of restarting"
-    assert len(_scaled(kube, namespace)) == 1
+    # The Event is posted just after the status patch that the wait above saw: give it a moment.
+    wait_for(lambda: len(_scaled(kube, namespace)) == 1, 10, what="one Scaled event")
     peak = _status(kube, namespace)["desiredReplicas"]
     wait_for(lambda: _ready_replicas(kube, namespace) == peak, 60, what="the new replicas Ready")
 

@@ -175,7 +175,14 @@ class AutoscalingSpec(ApiModel):
 
     enabled: bool = True
     scale_up_stabilization: Annotated[str, Field(pattern=DURATION_PATTERN, max_length=16)] = "30s"
-    scale_down_stabilization: Annotated[str, Field(pattern=DURATION_PATTERN, max_length=16)] = "5m"
+    scale_down_stabilization: Annotated[
+        str,
+        Field(
+            pattern=DURATION_PATTERN,
+            max_length=16,
+            description="How long the load must fit one replica fewer before the first scale-in step.",
+        ),
+    ] = "2m"
     prometheus_url: Annotated[
         str | None,
         Field(
