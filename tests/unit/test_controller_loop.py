@@ -6,12 +6,14 @@ import asyncio
 import itertools
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from kubernetes.client.rest import ApiException
 
 from llmop.controller.children import SeenChildren, deployment_signature, owner_of, pod_signature
+from llmop.controller.coalesce import Coalescer
 from llmop.controller.leader import LeaderElector
 from llmop.controller.resync import Known, ResyncLoop
 from llmop.render.labels import SELECTOR_LABEL
@@ -170,3 +172,56 @@ def test_leader_steps_down_within_the_renew_deadline_before_the_lease_can_expire
 def test_renew_deadline_must_be_shorter_than_the_lease() -> None:
     with pytest.raises(ValueError, match="below the lease"):
         LeaderElector(None, "ns", "lease", "me", lease_seconds=10, renew_deadline_seconds=10)
+
+
+def test_coalescer_runs_one_at_a_time_and_requests_during_a_run_share_one_follow_up() -> None:
+    coalescer = Coalescer()
+    runs: list[str] = []
+    active: dict[str, int] = {"k": 0, "other": 0}
+
+    def work_on(key: str) -> Callable[[], Awaitable[int]]:
+        async def work() -> int:
+            active[key] += 1
+            assert active[key] == 1, "two runs for one key at once"
+            await asyncio.sleep(0.02)
+            runs.append(key)
+            active[key] -= 1
+            return runs.count(key)
+
+        return work
+
+    async def scenario() -> list[int]:
+        first = asyncio.create_task(coalescer.run("k", work_on("k")))
+        await asyncio.sleep(0.005)  # the first run is under way
+        during = [asyncio.create_task(coalescer.run("k", work_on("k"))) for _ in range(5)]
+        other = asyncio.create_task(coalescer.run("other", work_on("other")))
+        return await asyncio.gather(first, *during, other)
+
+    results = asyncio.run(scenario())
+    assert sorted(runs) == ["k", "k", "other"]  # k: the first run and one shared follow-up; other: its own run
+    assert results[0] == 1 and results[1:6] == [2] * 5 and results[6] == 1
+    assert coalescer.coalesced == 4 and not coalescer.busy("k")
+
+
+def test_coalescer_hands_a_failed_follow_up_to_its_waiters_and_frees_the_key() -> None:
+    coalescer = Coalescer()
+    calls = 0
+
+    async def flaky() -> None:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        if calls == 2:
+            raise RuntimeError("409 conflict")
+
+    async def scenario() -> list[object]:
+        first = asyncio.create_task(coalescer.run("k", flaky))
+        await asyncio.sleep(0.002)
+        waiter = asyncio.create_task(coalescer.run("k", flaky))
+        return await asyncio.gather(first, waiter, return_exceptions=True)
+
+    first, waiter = asyncio.run(scenario())
+    assert first is None and isinstance(waiter, RuntimeError)
+    assert not coalescer.busy("k")
+    asyncio.run(coalescer.run("k", flaky))  # usable again
+    assert calls == 3

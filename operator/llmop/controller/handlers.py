@@ -15,6 +15,8 @@ import kopf
 from llmop.api.spec import GROUP, PLURAL, VERSION
 from llmop.controller import metrics
 from llmop.controller.children import SeenChildren, deployment_signature, owner_of, pod_signature
+from llmop.controller.coalesce import Coalescer
+from llmop.controller.reconcile import ReconcileResult
 from llmop.controller.resync import Known, ResyncLoop
 from llmop.controller.runtime import runtime
 from llmop.render.labels import MANAGED_BY
@@ -28,17 +30,23 @@ RESYNC_WORKERS = 4  # the periodic loop's own pool, so periodic passes never del
 KNOWN = Known()
 SEEN_DEPLOYMENTS = SeenChildren()
 SEEN_PODS = SeenChildren()
+COALESCER = Coalescer()
 _executor: Executor | None = None  # kopf's thread pool for sync handlers, taken at start-up
 _resync_task: asyncio.Task[None] | None = None
 _resync_pool: ThreadPoolExecutor | None = None
 
 
-async def _reconcile_owner(namespace: str, name: str) -> None:
-    """Reconcile in kopf's thread pool. The child-event handlers are async so that the many events that change
-    nothing (filtered in the event loop) never wait in that pool's queue behind real work."""
+async def _reconcile_owner(namespace: str, name: str) -> ReconcileResult:
+    """Reconcile in kopf's thread pool, coalesced per object: the handlers are async so that events that change
+    nothing (filtered in the event loop) and bursts for one object (a new Deployment's status settling) never
+    hold a pool thread waiting on that object's lock while other objects wait to be created."""
     # The Reconciler reads the LLMDeployment itself (under its lock) and does nothing when it is gone.
     call = functools.partial(runtime().reconciler.reconcile, {"metadata": {"namespace": namespace, "name": name}})
-    await asyncio.get_running_loop().run_in_executor(_executor, contextvars.copy_context().run, call)
+
+    async def in_pool() -> ReconcileResult:
+        return await asyncio.get_running_loop().run_in_executor(_executor, contextvars.copy_context().run, call)
+
+    return await COALESCER.run((namespace, name), in_pool)
 
 
 def periodic_pass(body: dict[str, Any]) -> None:
@@ -95,10 +103,11 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 @kopf.on.create(*LLMD)
 @kopf.on.update(*LLMD)
 @kopf.on.resume(*LLMD)
-def reconcile(body: kopf.Body, reason: str | None = None, **_: Any) -> None:
-    """Spec created or changed, or the operator (re)started: converge the children."""
-    result = runtime().reconciler.reconcile(dict(body))
+async def reconcile(body: kopf.Body, reason: str | None = None, **_: Any) -> None:
+    """Spec created or changed, or the operator (re)started: converge the children (an exception makes kopf
+    retry with back-off)."""
     meta = body.get("metadata", {})
+    result = await _reconcile_owner(meta["namespace"], meta["name"])
     log.info("%s/%s: %s handled (applied %s)", meta.get("namespace"), meta.get("name"), reason,
              list(result.applied) or "nothing")  # fmt: skip
 
