@@ -247,6 +247,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     timeline.created[name] = done
 
             progress(f"creating {count} LLMDeployments with {args.concurrency} client threads")
+            cpu_at_start = operator.cpu_seconds()
             t0 = time.monotonic()
             with ThreadPoolExecutor(args.concurrency) as pool:
                 list(pool.map(create, names))
@@ -263,6 +264,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             with timeline.lock:
                 available_at = max(timeline.available.values()) if all_available else None
                 n_available = len(timeline.available)
+            cpu_creation = operator.cpu_seconds() - cpu_at_start
             creation_writes = by_operator(audit.read_new())
             rss_available, _ = operator.rss_mb()
             progress(f"all Available: {all_available} ({n_available}/{count}); settling")
@@ -328,6 +330,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "steady_state_operator_cpu_pct": round(100.0 * cpu_window / window, 1),
                 "steady_state_other_writers": dict(others.most_common()),
                 "creation_writes": len(creation_writes),
+                "creation_operator_cpu_s": round(cpu_creation, 1),
                 "creation_writes_by_request": AuditLog.describe(creation_writes),
                 "count": count,
                 "present_at_end": present,
