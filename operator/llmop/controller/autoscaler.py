@@ -45,7 +45,7 @@ def _age_s(stamp: Any, now: str) -> float | None:
 def _latency_moved(previous: Any, latency: dict[str, Any] | None) -> bool:
     if latency is None:
         return False
-    if not isinstance(previous, dict) or previous.get("percentile") != latency["percentile"]:
+    if not isinstance(previous, dict) or previous.get("percentile") != latency.get("percentile"):
         return True
     old = previous.get("observedMs")
     if not isinstance(old, int | float) or isinstance(old, bool):
@@ -85,9 +85,11 @@ def decision_status(
     ]
     latency: dict[str, Any] | None = None
     if obs.latency_ms is not None:
-        latency = {"percentile": int(obs.percentile), "observedMs": round(obs.latency_ms, 2), "observedAt": now}
-        if int(obs.percentile) == 95 and obs.source != "probe":
-            latency["p95Ms"] = round(obs.latency_ms, 2)
+        latency = {"observedMs": round(obs.latency_ms, 2), "observedAt": now}
+        if obs.source != "probe":  # a probe's figure is one stream's mean TPOT, not a percentile
+            latency["percentile"] = int(obs.percentile)
+            if int(obs.percentile) == 95:
+                latency["p95Ms"] = round(obs.latency_ms, 2)
     state = decision.state.to_dict()
     old_state = {k: v for k, v in (current.get("autoscaler") or {}).items() if k != "reportedAt"}
     reported_at = (current.get("autoscaler") or {}).get("reportedAt")
