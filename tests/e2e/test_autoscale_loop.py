@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from llmop.api.spec import GROUP, PLURAL, VERSION
 from llmop.dev.stack import LocalStack
@@ -42,7 +43,12 @@ def _status(kube: client.ApiClient, namespace: str) -> dict[str, Any]:
 
 
 def _ready_replicas(kube: client.ApiClient, namespace: str) -> int:
-    deployment = client.AppsV1Api(kube).read_namespaced_deployment(NAME, namespace)
+    try:
+        deployment = client.AppsV1Api(kube).read_namespaced_deployment(NAME, namespace)
+    except ApiException as error:
+        if error.status == 404:  # the operator has not created it yet
+            return 0
+        raise
     return deployment.status.ready_replicas or 0
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from llmop.api.spec import GROUP, PLURAL, VERSION
 from llmop.dev.stack import LocalStack
@@ -44,6 +45,15 @@ def _patch(kube: client.ApiClient, namespace: str, spec: dict[str, Any]) -> None
     )
 
 
+def _ready(kube: client.ApiClient, namespace: str) -> int:
+    try:
+        return client.AppsV1Api(kube).read_namespaced_deployment(NAME, namespace).status.ready_replicas or 0
+    except ApiException as error:
+        if error.status == 404:  # the operator has not created it yet
+            return 0
+        raise
+
+
 def _metrics(kube: client.ApiClient, namespace: str) -> dict[str, Any]:
     return condition(get_llmd(kube, namespace, NAME), "MetricsAvailable") or {}
 
@@ -54,9 +64,7 @@ def test_idle_deployment_is_probed_holds_when_the_probe_fails_and_scales_in_on_i
 ) -> None:
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     client.CustomObjectsApi(kube).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, _llmd(dead))
-    apps = client.AppsV1Api(kube)
-    wait_for(lambda: apps.read_namespaced_deployment(NAME, namespace).status.ready_replicas == 2, 120,
-             what="two replicas Ready")  # fmt: skip
+    wait_for(lambda: _ready(kube, namespace) == 2, 120, what="two replicas Ready")
     wait_for(lambda: stack.set_load(namespace, NAME, 0.0), 30, what="simulator knows the deployment (no load)")
 
     # 1. No traffic and the probe cannot connect: fail-static (MetricsAvailable=False), even once min drops to 1.
