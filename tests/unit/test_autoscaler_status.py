@@ -1,4 +1,5 @@
-"""The autoscaler's status report: cheap steady state (no write per tick), heartbeat, and the probe fallback."""
+"""The autoscaler's status report: steady state writes nothing (no write per tick, no heartbeat), meaningful
+changes are written at once, and the probe fallback."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def _condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
     return next(c for c in status["conditions"] if c["type"] == type_)
 
 
-def test_steady_state_writes_nothing_between_heartbeats() -> None:
+def test_steady_state_writes_nothing_while_nothing_moves() -> None:
     current: dict[str, Any] = {"desiredReplicas": 2}
     current = _apply(current, _tick(current, _obs(30.0), 0))
     assert _condition(current, "MetricsAvailable")["message"] == "p95 TPOT 30 ms from 10000 samples"
@@ -58,9 +59,10 @@ def test_steady_state_writes_nothing_between_heartbeats() -> None:
         writes.append(patch)
         current = _apply(current, patch)
     assert writes == [{}, {}, {}]
-    heartbeat = _tick(current, _obs(30.4, samples=10_100, at=60), 60)
-    assert heartbeat["decodeLatency"]["observedAt"] == _at(60) and heartbeat["autoscaler"]["reportedAt"] == _at(60)
-    assert "10100 samples" in heartbeat["conditions"][0]["message"] + heartbeat["conditions"][1]["message"]
+    assert _tick(current, _obs(30.4, samples=90_000, at=3600), 3600) == {}  # an hour later: still no write
+    moved = _tick(current, _obs(33.0, samples=90_000, at=3600), 3600)  # +10 %: written, with fresh messages
+    assert moved["decodeLatency"]["observedAt"] == _at(3600) and moved["autoscaler"]["reportedAt"] == _at(3600)
+    assert "90000 samples" in moved["conditions"][0]["message"] + moved["conditions"][1]["message"]
 
 
 def test_meaningful_changes_are_written_at_once() -> None:

@@ -6,7 +6,6 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import datetime
 from typing import Any
 
 from llmop.api.spec import duration_seconds
@@ -27,19 +26,7 @@ log = logging.getLogger("llmop.autoscaler")
 Locker = Callable[[str, str], AbstractContextManager[None]]
 
 
-HEARTBEAT_S = 60.0  # steady state: decodeLatency and condition messages are rewritten at most this often
-LATENCY_MOVE = 0.05  # ... unless the observed latency moves by more than this share (and 0.5 ms)
-
-
-def _age_s(stamp: Any, now: str) -> float | None:
-    """Seconds from RFC 3339 `stamp` to `now`; None when `stamp` is missing or unreadable."""
-    if not isinstance(stamp, str):
-        return None
-    try:
-        then = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-        return (datetime.fromisoformat(now.replace("Z", "+00:00")) - then).total_seconds()
-    except ValueError:
-        return None
+LATENCY_MOVE = 0.05  # decodeLatency is rewritten when the observed latency moves by more than this share (and 0.5 ms)
 
 
 def _latency_moved(previous: Any, latency: dict[str, Any] | None) -> bool:
@@ -68,13 +55,14 @@ def decision_status(
     replicas: int,
     generation: int | None,
     now: str,
-    heartbeat_s: float = HEARTBEAT_S,
 ) -> tuple[dict[str, Any], list[EventIntent]]:
     """Status fields and events for one decision (pure).
 
-    Steady state is cheap: while nothing meaningful changes (condition status or reason, desired replicas, the
-    latency by more than LATENCY_MOVE, the policy's memory), the previous messages and decodeLatency are kept, so
-    the merge patch is empty; they are refreshed at least every `heartbeat_s` (autoscaler.reportedAt)."""
+    Steady state writes nothing: while nothing meaningful changes (condition status or reason, desired replicas,
+    the latency by more than LATENCY_MOVE, the policy's memory), the previous messages and decodeLatency are kept,
+    so the merge patch is empty. No periodic refresh either: at 500 objects a 60 s heartbeat alone would be
+    8 writes/s. Freshness shows elsewhere: MetricsAvailable turns False as soon as data stops, and the operator's
+    own metrics carry the latency of every tick. autoscaler.reportedAt says when the report was last written."""
     previous = list(current.get("conditions") or [])
     events: list[EventIntent] = []
     metrics_ok, metrics_reason, metrics_message = _metrics_condition(decision, obs)
@@ -93,10 +81,8 @@ def decision_status(
     state = decision.state.to_dict()
     old_state = {k: v for k, v in (current.get("autoscaler") or {}).items() if k != "reportedAt"}
     reported_at = (current.get("autoscaler") or {}).get("reportedAt")
-    age = _age_s(reported_at, now)
     refresh = (
-        age is None
-        or not 0 <= age < heartbeat_s
+        not isinstance(reported_at, str)
         or decision.desired != current.get("desiredReplicas")
         or state != old_state
         or _latency_moved(current.get("decodeLatency"), latency)

@@ -21,6 +21,14 @@ log = logging.getLogger("llmop.resync")
 Key = tuple[str, str]
 
 
+def _essentials(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What a periodic pass starts from: identity and spec (each pass reads the live object for the rest). Not
+    keeping managedFields, annotations and status saves most of the memory per object."""
+    meta = body.get("metadata") or {}
+    kept = {key: meta[key] for key in ("namespace", "name", "uid", "generation") if key in meta}
+    return {"metadata": kept, "spec": body.get("spec")}
+
+
 class Known:
     """The LLMDeployments the watch has delivered (latest body each), by (namespace, name)."""
 
@@ -37,7 +45,7 @@ class Known:
             if event_type == "DELETED":
                 self._bodies.pop((namespace, name), None)
             else:
-                self._bodies[(namespace, name)] = dict(body)
+                self._bodies[(namespace, name)] = _essentials(body)
 
     def snapshot(self) -> list[tuple[Key, dict[str, Any]]]:
         with self._lock:
