@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from typing import Any
 
+from llmop.controller.memory import release_free_memory
+
 log = logging.getLogger("llmop.resync")
 
 Key = tuple[str, str]
@@ -86,6 +88,7 @@ class ResyncLoop:
 
         await asyncio.gather(*(run(body) for _, body in self.known.snapshot()))
         self.passes += 1
+        release_free_memory()  # after every pass: a few ms, and RSS follows what is really in use
 
     async def run_forever(self, executor: Executor | None, initial_delay: float = 0.0) -> None:
         await asyncio.sleep(initial_delay)

@@ -1,0 +1,39 @@
+"""Hand freed heap memory back to the OS after bursts (glibc keeps it otherwise, and RSS never shrinks)."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+from collections.abc import Callable
+
+log = logging.getLogger("llmop.memory")
+
+
+def _load_malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    if not name:
+        return None
+    try:
+        trim = ctypes.CDLL(name).malloc_trim  # glibc only; musl and macOS have none
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
+
+
+_malloc_trim = _load_malloc_trim()
+
+
+def release_free_memory() -> bool:
+    """malloc_trim(0): return the heap's free pages to the OS. A creation burst of hundreds of objects parses
+    thousands of API responses on several threads; what they freed stays in glibc's arenas until trimmed.
+    Returns whether anything was released (False also where there is no glibc)."""
+    if _malloc_trim is None:
+        return False
+    try:
+        return bool(_malloc_trim(0))
+    except OSError as error:  # pragma: no cover - a libc without a working malloc_trim
+        log.debug("malloc_trim failed: %s", error)
+        return False
