@@ -18,6 +18,7 @@ import yaml
 from apiwatch import HOST
 from kubernetes import client
 
+from llmop.controller.memory import PROCESS_ENV
 from llmop.dev.controlplane import ControlPlane
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -93,6 +94,7 @@ class Operator:
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
             "PYTHONPATH": os.pathsep.join(p for p in (str(OPERATOR_SRC), os.environ.get("PYTHONPATH")) if p),
+            **PROCESS_ENV,  # as the operator image runs it
             "LLMOP_AUTOSCALE_INTERVAL_SECONDS": f"{self.interval_s:g}",
             "LLMOP_RESYNC_SECONDS": f"{self.resync_s:g}",
             "NO_PROXY": "127.0.0.1,localhost",

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from llmop.catalog.engines import DEFAULT_IMAGE_REGISTRY, ENGINES, IMAGE_BUILDS, Engine
+from llmop.controller.memory import PROCESS_ENV
 from llmop.observability import alerts, dashboard, queries
 from llmop.observability.files import DASHBOARD_PATH, RULES_PATH, write_files
 
@@ -270,6 +271,8 @@ def test_operator_dockerfile_is_pinned_nonroot_and_installs_the_repo() -> None:
     assert base and re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", base.group(1))
     assert re.search(r"^USER 65532:65532$", text, re.M)
     assert 'ENTRYPOINT ["llmop"]' in text and 'CMD ["run"]' in text
+    for key, value in PROCESS_ENV.items():  # the allocator settings the reconcile benchmark measured
+        assert re.search(rf"^\s+{key}={value} \\$", text, re.M), f"{key}={value} missing from the ENV"
     for source in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M):
         for path in source.split():
             assert (ROOT / path.rstrip("/")).exists() or path == "README.md", f"COPY source {path} is missing"

@@ -83,13 +83,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.verbose:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # "Handler ... succeeded" on every event
     config = _config(args)
-    from llmop.controller import handlers  # noqa: F401 - registers the kopf handlers
+    from llmop.controller import handlers  # registers the kopf handlers
 
     try:
         kube_config.load_incluster_config()
     except kube_config.ConfigException:
         kube_config.load_kube_config()
-    api_client = client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    # one pooled connection per worker thread: a smaller pool drops and re-handshakes TLS under load
+    configuration.connection_pool_maxsize = handlers.RECONCILE_WORKERS + handlers.RESYNC_WORKERS + 4
+    api_client = client.ApiClient(configuration)
     kube = Kube(api_client)
     reconciler = Reconciler(kube, config)
     install(Runtime(config, kube, reconciler, Autoscaler(kube, config, reconciler.locked)))

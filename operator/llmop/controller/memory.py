@@ -9,6 +9,12 @@ from collections.abc import Callable
 
 log = logging.getLogger("llmop.memory")
 
+# The operator's process environment (set in images/operator/Dockerfile; bench/reconcile.py runs it the same way):
+# glibc malloc for every object (pymalloc's arenas stay mapped while any object in them lives, which bursts
+# scatter) and two malloc arenas instead of 8 per core for a dozen threads, so malloc_trim can return what a
+# burst freed. At 500 LLMDeployments: 182 MB RSS at rest instead of 196 MB.
+PROCESS_ENV = {"PYTHONMALLOC": "malloc", "MALLOC_ARENA_MAX": "2"}
+
 
 def _load_malloc_trim() -> Callable[[int], int] | None:
     name = ctypes.util.find_library("c")
