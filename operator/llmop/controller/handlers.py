@@ -16,6 +16,7 @@ from llmop.api.spec import GROUP, PLURAL, VERSION
 from llmop.controller import metrics
 from llmop.controller.children import SeenChildren, deployment_signature, owner_of, pod_signature
 from llmop.controller.coalesce import Coalescer
+from llmop.controller.memory import Trimmer
 from llmop.controller.reconcile import ReconcileResult
 from llmop.controller.resync import Known, ResyncLoop
 from llmop.controller.runtime import runtime
@@ -31,6 +32,7 @@ KNOWN = Known()
 SEEN_DEPLOYMENTS = SeenChildren()
 SEEN_PODS = SeenChildren()
 COALESCER = Coalescer()
+TRIMMER = Trimmer(min_interval_s=1.0)
 _executor: Executor | None = None  # kopf's thread pool for sync handlers, taken at start-up
 _resync_task: asyncio.Task[None] | None = None
 _resync_pool: ThreadPoolExecutor | None = None
@@ -44,7 +46,9 @@ async def _reconcile_owner(namespace: str, name: str) -> ReconcileResult:
     call = functools.partial(runtime().reconciler.reconcile, {"metadata": {"namespace": namespace, "name": name}})
 
     async def in_pool() -> ReconcileResult:
-        return await asyncio.get_running_loop().run_in_executor(_executor, contextvars.copy_context().run, call)
+        result = await asyncio.get_running_loop().run_in_executor(_executor, contextvars.copy_context().run, call)
+        TRIMMER.maybe_release()
+        return result
 
     return await COALESCER.run((namespace, name), in_pool)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import threading
+import time
 from collections.abc import Callable
 
 log = logging.getLogger("llmop.memory")
@@ -43,3 +45,21 @@ def release_free_memory() -> bool:
     except OSError as error:  # pragma: no cover - a libc without a working malloc_trim
         log.debug("malloc_trim failed: %s", error)
         return False
+
+
+class Trimmer:
+    """release_free_memory() at most once per `min_interval_s`, from any thread (for the burst of reconciles
+    when hundreds of objects arrive at once: the peak, not only the rest, then follows what is in use)."""
+
+    def __init__(self, min_interval_s: float = 1.0) -> None:
+        self.min_interval_s = min_interval_s
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def maybe_release(self) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last < self.min_interval_s:
+                return False
+            self._last = now
+        return release_free_memory()
