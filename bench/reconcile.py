@@ -52,6 +52,7 @@ from operator_proc import OPERATOR_NAMESPACE, OPERATOR_USER, Operator, operator_
 from llmop.api.spec import GROUP, PLURAL, VERSION  # noqa: E402
 from llmop.dev.controlplane import ControlPlane  # noqa: E402
 from llmop.dev.nodes import NodePool  # noqa: E402
+from llmop.dev.samples import h100_llmdeployment  # noqa: E402
 from llmop.dev.stack import install_crd  # noqa: E402
 
 NAMESPACE = "llmop-bench"
@@ -60,21 +61,9 @@ GPUS_PER_NODE = 8
 LEASE_RESOURCE = "leases"  # leader-election renewals: writes by design, reported apart from steady-state writes
 
 
-def spec() -> dict[str, Any]:
-    """One small, valid LLMDeployment spec: 1 x H100 FP8, one replica, autoscaling on (no Prometheus: holds)."""
-    return {
-        "model": {"name": "meta-llama/Llama-3.1-8B-Instruct"},
-        "engine": "vllm",
-        "quantization": "fp8",
-        "gpu": {"type": "H100-80GB", "count": 1},
-        "maxModelLen": 8192,
-        "replicas": {"min": 1, "max": 1},
-        "slo": {"decodeLatency": {"percentile": 95, "targetMs": 40}},
-    }
-
-
 def llmd(name: str) -> dict[str, Any]:
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "LLMDeployment", "metadata": {"name": name}, "spec": spec()}
+    """1 x H100 fp8, one replica, autoscaling on (no Prometheus here: it holds)."""
+    return h100_llmdeployment(name, min_replicas=1, max_replicas=1, target_ms=40, slo_window=None)
 
 
 def by_operator(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from llmop.api.spec import GROUP, PLURAL, VERSION
+from llmop.dev.samples import h100_llmdeployment
 from llmop.dev.stack import LocalStack
 from support.operator import condition, events_for, get_llmd, wait_for
 
@@ -21,21 +22,7 @@ LOW_RPS, HIGH_RPS, TOKENS = 4.0, 60.0, 200.0
 
 
 def _llmd() -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "LLMDeployment",
-        "metadata": {"name": NAME},
-        "spec": {
-            "model": {"name": "meta-llama/Llama-3.1-8B-Instruct"},
-            "engine": "vllm",
-            "quantization": "fp8",
-            "gpu": {"type": "H100-80GB", "count": 1},
-            "maxModelLen": 8192,
-            "replicas": {"min": 1, "max": 4},
-            "slo": {"decodeLatency": {"percentile": 95, "targetMs": 50, "window": "30s"}},
-            "autoscaling": {"scaleUpStabilization": "10s", "scaleDownStabilization": "30s"},
-        },
-    }
+    return h100_llmdeployment(NAME, autoscaling={"scaleUpStabilization": "10s", "scaleDownStabilization": "30s"})
 
 
 def _status(kube: client.ApiClient, namespace: str) -> dict[str, Any]:

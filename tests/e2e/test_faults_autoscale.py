@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmop.api.spec import GROUP, PLURAL, VERSION
+from llmop.dev.samples import h100_llmdeployment
 from llmop.dev.stack import LocalStack
 from support.operator import condition, events_for, get_llmd, wait_for
 
@@ -30,24 +31,8 @@ LOW_RPS, HIGH_RPS, TOKENS = 4.0, 60.0, 200.0
 
 
 def _llmd() -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "LLMDeployment",
-        "metadata": {"name": NAME},
-        "spec": {
-            "model": {"name": "meta-llama/Llama-3.1-8B-Instruct"},
-            "engine": "vllm",
-            "quantization": "fp8",
-            "gpu": {"type": "H100-80GB", "count": 1},
-            "maxModelLen": 8192,
-            "replicas": {"min": 1, "max": 4},
-            "slo": {"decodeLatency": {"percentile": 95, "targetMs": 50, "window": "30s"}},
-            "autoscaling": {
-                "scaleUpStabilization": f"{UP_WINDOW_S:g}s",
-                "scaleDownStabilization": f"{DOWN_WINDOW_S:g}s",
-            },
-        },
-    }
+    windows = {"scaleUpStabilization": f"{UP_WINDOW_S:g}s", "scaleDownStabilization": f"{DOWN_WINDOW_S:g}s"}
+    return h100_llmdeployment(NAME, autoscaling=windows)
 
 
 def _status(kube: client.ApiClient, namespace: str) -> dict[str, Any]:

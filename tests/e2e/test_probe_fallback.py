@@ -10,6 +10,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from llmop.api.spec import GROUP, PLURAL, VERSION
+from llmop.dev.samples import h100_llmdeployment
 from llmop.dev.stack import LocalStack
 from support.operator import condition, free_port, get_llmd, wait_for
 
@@ -18,21 +19,9 @@ DOWN_WINDOW_S = 20.0
 
 
 def _llmd(endpoint: str) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "LLMDeployment",
-        "metadata": {"name": NAME},
-        "spec": {
-            "model": {"name": "meta-llama/Llama-3.1-8B-Instruct"},
-            "engine": "vllm",
-            "quantization": "fp8",
-            "gpu": {"type": "H100-80GB", "count": 1},
-            "replicas": {"min": 2, "max": 3},
-            "slo": {"decodeLatency": {"percentile": 95, "targetMs": 50, "window": "30s"}},
-            "autoscaling": {"scaleUpStabilization": "10s", "scaleDownStabilization": "20s",
-                            "probe": {"enabled": True, "endpoint": endpoint, "interval": "2s"}},
-        },
-    }  # fmt: skip
+    probe = {"enabled": True, "endpoint": endpoint, "interval": "2s"}
+    windows = {"scaleUpStabilization": "10s", "scaleDownStabilization": "20s", "probe": probe}
+    return h100_llmdeployment(NAME, min_replicas=2, max_replicas=3, autoscaling=windows)
 
 
 def _status(kube: client.ApiClient, namespace: str) -> dict[str, Any]:
