@@ -21,7 +21,7 @@ DOWN_WINDOW_S = 20.0
 def _llmd(endpoint: str) -> dict[str, Any]:
     probe = {"enabled": True, "endpoint": endpoint, "interval": "2s"}
     windows = {"scaleUpStabilization": "10s", "scaleDownStabilization": "20s", "probe": probe}
-    return h100_llmdeployment(NAME, min_replicas=2, max_replicas=3, autoscaling=windows)
+    return h100_llmdeployment(NAME, min_replicas=2, max_replicas=3, max_model_len=None, autoscaling=windows)
 
 
 def _status(kube: client.ApiClient, namespace: str) -> dict[str, Any]:

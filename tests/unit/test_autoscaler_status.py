@@ -131,6 +131,23 @@ def test_failed_probe_holds_with_metrics_unavailable() -> None:
         assert decision.direction == "hold" and not decision.metrics_available
 
 
+def test_a_failing_probe_is_written_at_once_with_its_own_reason() -> None:
+    """No traffic first reads as too few tokens; when the probe then fails the condition says so at once (a
+    reason change is a transition), and while it keeps failing nothing more is written."""
+    current: dict[str, Any] = {"desiredReplicas": 2}
+    few = _obs(None, samples=0, running=0)
+    few = replace(few, error="0 tokens in the window < 200")
+    current = _apply(current, _tick(current, few, 0))
+    assert _condition(current, "MetricsAvailable")["reason"] == "MetricsUnavailable"
+    failed = with_probe(_obs(None, samples=0, running=0), ProbeResult("vllm", "u", None, None, 0, 3.0, "refused"), 200)
+    patch = _tick(current, replace(failed, observed_at=T0.timestamp() + 15), 15)
+    metrics = _condition(_apply(current, patch), "MetricsAvailable")
+    assert metrics["status"] == "False" and metrics["reason"] == "ProbeFailed"
+    assert "active probe of u failed: refused" in metrics["message"]
+    current = _apply(current, patch)
+    assert _tick(current, replace(failed, observed_at=T0.timestamp() + 30), 30) == {}
+
+
 def test_scale_to_zero_is_not_blocked_by_a_probe() -> None:
     config = replace(CONFIG, min_replicas=0)
     idle = with_probe(_obs(None, samples=0, running=0), ProbeResult("vllm", "u", 40.0, 6.0, 16, 130.0), 200)

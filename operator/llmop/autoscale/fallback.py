@@ -29,7 +29,7 @@ def with_probe(obs: Observation, result: ProbeResult, min_samples: float) -> Obs
     few = f"{obs.samples:.0f} tokens in the window < {min_samples:.0f}"
     if result.error is not None or result.tpot_ms is None:
         why = result.error or f"{result.tokens} token(s) streamed, too few to time"
-        return replace(obs, error=f"{few} and the active probe of {result.endpoint} failed: {why}")
+        return replace(obs, error=f"{few} and the active probe of {result.endpoint} failed: {why}", source="probe")
     ttft = "" if result.ttft_ms is None else f", TTFT {result.ttft_ms:.0f} ms"
     how = f"an active probe of {result.endpoint} ({result.tokens} tokens{ttft})"
     note = f"{few}: TPOT {result.tpot_ms:.1f} ms from {how}"

@@ -42,7 +42,8 @@ def _latency_moved(previous: Any, latency: dict[str, Any] | None) -> bool:
 
 def _metrics_condition(decision: Decision, obs: Observation) -> tuple[bool, str, str]:
     if not decision.metrics_available:
-        return False, "MetricsUnavailable", decision.metrics_reason
+        # its own reason, so that the switch from "too few tokens" to "the probe failed" is a transition (written)
+        return False, "ProbeFailed" if obs.source == "probe" else "MetricsUnavailable", decision.metrics_reason
     if obs.source == "probe":
         return True, "ActiveProbe", obs.note
     return True, "MetricsAvailable", f"p{obs.percentile:g} TPOT {obs.latency_text()} from {obs.samples:.0f} samples"

@@ -14,6 +14,7 @@ def h100_llmdeployment(
     max_replicas: int = 4,
     target_ms: float = 50,
     slo_window: str | None = "30s",
+    max_model_len: int | None = 8192,
     autoscaling: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Llama-3.1-8B fp8 on one H100 per replica, vLLM, p95 TPOT SLO; `autoscaling` is the spec's block as is."""
@@ -25,10 +26,11 @@ def h100_llmdeployment(
         "engine": "vllm",
         "quantization": "fp8",
         "gpu": {"type": "H100-80GB", "count": 1},
-        "maxModelLen": 8192,
         "replicas": {"min": min_replicas, "max": max_replicas},
         "slo": {"decodeLatency": slo},
     }
+    if max_model_len is not None:
+        spec["maxModelLen"] = max_model_len
     if autoscaling is not None:
         spec["autoscaling"] = autoscaling
     return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "LLMDeployment", "metadata": {"name": name}, "spec": spec}
