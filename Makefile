@@ -25,6 +25,7 @@ lint:
 
 test: setup setup-engines
 	ruff check .
+	ruff format --check .
 	REQUIRE_K8S=1 REQUIRE_ENGINE_CHECK=1 $(PYTHON) -m pytest
 
 test-unit: setup-python
