@@ -11,7 +11,7 @@ setup-system:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus openssl)
 
 setup-python:
-	$(PYTHON) -m pip install -q -e '.[dev]'
+	$(PYTHON) -m pip install -q -e '.[dev]' -e ./devtools
 
 setup-bins:
 	bash scripts/k8s-bins.sh >/dev/null

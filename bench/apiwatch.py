@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from llmop.dev.controlplane import ControlPlane
+from llmop_dev.localcluster.controlplane import ControlPlane
 
 HOST = "127.0.0.1"
 USER_AGENT = "llmop-bench"

@@ -15,7 +15,7 @@ from llmop.api.spec import AutoscalingSpec
 from llmop.plan.parse import Resource, parse_resource
 from llmop.plan.planner import plan
 from llmop.plan.types import Plan
-from llmop.sim import replay, traces
+from llmop_dev.sim import replay, traces
 
 HERE = Path(__file__).resolve().parent
 _DEFAULT_SCALING = AutoscalingSpec()

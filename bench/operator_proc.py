@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from apiwatch import HOST
 from kubernetes import client
 
+from apiwatch import HOST
 from llmop.controller.memory import PROCESS_ENV
-from llmop.dev.controlplane import ControlPlane
+from llmop_dev.localcluster.controlplane import ControlPlane
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OPERATOR_SRC = REPO_ROOT / "operator"

@@ -47,13 +47,12 @@ OPERATOR_SRC = REPO_ROOT / "operator"
 sys.path.insert(0, str(OPERATOR_SRC))  # this checkout's llmop, whatever an installed one points at
 
 from apiwatch import AuditLog, RawApi, Watch  # noqa: E402
-from operator_proc import OPERATOR_NAMESPACE, OPERATOR_USER, Operator, operator_kubeconfig  # noqa: E402
-
 from llmop.api.spec import GROUP, PLURAL, VERSION  # noqa: E402
-from llmop.dev.controlplane import ControlPlane  # noqa: E402
-from llmop.dev.nodes import NodePool  # noqa: E402
-from llmop.dev.samples import h100_llmdeployment  # noqa: E402
-from llmop.dev.stack import install_crd  # noqa: E402
+from llmop_dev.localcluster.controlplane import ControlPlane  # noqa: E402
+from llmop_dev.localcluster.nodes import NodePool  # noqa: E402
+from llmop_dev.localcluster.samples import h100_llmdeployment  # noqa: E402
+from llmop_dev.localcluster.stack import install_crd  # noqa: E402
+from operator_proc import OPERATOR_NAMESPACE, OPERATOR_USER, Operator, operator_kubeconfig  # noqa: E402
 
 NAMESPACE = "llmop-bench"
 WARMUP_NAMESPACE = "llmop-bench-warmup"

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -18,6 +19,7 @@ from llmop.plan.planner import plan
 from llmop.plan.types import Finding, Plan, PlanErrors
 from llmop.render.manifests import Owner, render
 
+COMMANDS_GROUP = "llmop.commands"
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -161,16 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _optional_commands() -> list[Callable[[Any], None]]:
-    """Subcommands that live with their own layer (operator, local cluster, simulator)."""
-    registers: list[Callable[[Any], None]] = []
-    for module_name in ("llmop.controller.cli", "llmop.dev.cli", "llmop.dev.demo", "llmop.sim.cli"):
-        try:
-            module = __import__(module_name, fromlist=["register"])
-        except ModuleNotFoundError as error:
-            if error.name and module_name.startswith(error.name):
-                continue
-            raise
-        registers.append(module.register)
+    """The operator's own `run`, then subcommands other installed packages add (entry-point group
+    `llmop.commands`; the development tooling in devtools/ adds `dev`, `demo`, `simulate`, `sim` and `probe`)."""
+    from llmop.controller.cli import register as register_run
+
+    registers: list[Callable[[Any], None]] = [register_run]
+    for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda item: item.name):
+        registers.append(entry.load())
     return registers
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from llmop.dev.prometheus import find_prometheus
-from llmop.dev.stack import LocalStack
+from llmop_dev.localcluster.prometheus import find_prometheus
+from llmop_dev.localcluster.stack import LocalStack
 from support.cluster import control_plane, kube, namespace
 
 __all__ = ["control_plane", "kube", "namespace", "stack"]

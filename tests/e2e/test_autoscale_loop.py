@@ -10,8 +10,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from llmop.api.spec import GROUP, PLURAL, VERSION
-from llmop.dev.samples import h100_llmdeployment
-from llmop.dev.stack import LocalStack
+from llmop_dev.localcluster.samples import h100_llmdeployment
+from llmop_dev.localcluster.stack import LocalStack
 from support.operator import condition, events_for, get_llmd, wait_for
 
 NAME = "chat"

@@ -10,9 +10,9 @@ import yaml
 from kubernetes import client
 
 from llmop.api.spec import GROUP, PLURAL, VERSION
-from llmop.dev.prometheus import query
-from llmop.dev.stack import REPO_ROOT, LocalStack
-from llmop.observability import all_expressions
+from llmop_dev.localcluster.prometheus import query
+from llmop_dev.localcluster.stack import REPO_ROOT, LocalStack
+from llmop_dev.observability import all_expressions
 from support.operator import condition, get_llmd, wait_for
 
 DEPLOYMENTS = {

@@ -20,7 +20,7 @@ from llmop.autoscale.promql import queries, selector  # noqa: E402
 from llmop.plan.parse import parse_resource  # noqa: E402
 from llmop.plan.planner import plan  # noqa: E402
 from llmop.plan.types import Plan  # noqa: E402
-from llmop.sim.server import Fleet, SimServer, StaticDeployment  # noqa: E402
+from llmop_dev.sim.server import Fleet, SimServer, StaticDeployment  # noqa: E402
 from support.prometheus import Prometheus, find_prometheus  # noqa: E402
 
 pytestmark = pytest.mark.e2e

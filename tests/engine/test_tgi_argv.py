@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from llmop.engine_check import check_tgi_argv, parse_tgi_argv, tgi_facts
+from llmop_dev.engine_check import check_tgi_argv, parse_tgi_argv, tgi_facts
 
 REPO = Path(__file__).resolve().parents[2]
 TGI_COMMIT = "dfb3fbe78e0d1d69251bd33065591c61bafdfaa8"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from llmop.engine_check import EngineCheckUnavailable, check_vllm_argv, vllm_venv_dir, vllm_venv_python
+from llmop_dev.engine_check import EngineCheckUnavailable, check_vllm_argv, vllm_venv_dir, vllm_venv_python
 
 pytestmark = pytest.mark.engine
 

@@ -10,8 +10,8 @@ import yaml
 from kubernetes import client
 
 from llmop.catalog.gpus import GFD_PRODUCT_LABEL, GPU_RESOURCE, GPUS, node_labels
-from llmop.dev.controlplane import POD_READY_DELAY_ANNOTATION, ControlPlane, kwok_stages
-from llmop.dev.nodes import DEFAULT_FLEET, GPU_TAINT, POOL_LABEL, fleet_manifests, node_is_ready
+from llmop_dev.localcluster.controlplane import POD_READY_DELAY_ANNOTATION, ControlPlane, kwok_stages
+from llmop_dev.localcluster.nodes import DEFAULT_FLEET, GPU_TAINT, POOL_LABEL, fleet_manifests, node_is_ready
 
 T = TypeVar("T")
 GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}

@@ -28,11 +28,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from urllib3.exceptions import HTTPError
 
 from llmop.api.spec import GROUP, PLURAL, VERSION
-from llmop.dev.binaries import BinariesMissing, find_binaries
-from llmop.dev.controlplane import ControlPlane
-from llmop.dev.nodes import NodePool, create_nodes, node_manifest, wait_nodes_ready
-from llmop.dev.stack import install_crd
 from llmop.render.labels import MANAGED_BY, SELECTOR_LABEL
+from llmop_dev.localcluster.binaries import BinariesMissing, find_binaries
+from llmop_dev.localcluster.controlplane import ControlPlane
+from llmop_dev.localcluster.nodes import NodePool, create_nodes, node_manifest, wait_nodes_ready
+from llmop_dev.localcluster.stack import install_crd
 from support.operator import OperatorProcess, condition, events_for, get_llmd, llmd_api, wait_for
 
 pytestmark = pytest.mark.timeout(600)

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
-from llmop.dev.binaries import bin_dir
-from llmop.dev.controlplane import ControlPlane
-from llmop.observability.files import RULES_PATH
-from llmop.observability.queries import DEPLOYMENT, OPERATOR_JOB
 from llmop.render.labels import SELECTOR_LABEL
+from llmop_dev.localcluster.binaries import bin_dir
+from llmop_dev.localcluster.controlplane import ControlPlane
+from llmop_dev.observability.files import RULES_PATH
+from llmop_dev.observability.queries import DEPLOYMENT, OPERATOR_JOB
 from support.rbac import Rule, can_i, list_rules, service_account_kubeconfig
 
 ROOT = Path(__file__).resolve().parents[2]

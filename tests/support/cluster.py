@@ -11,9 +11,9 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from llmop.dev.binaries import BinariesMissing, find_binaries
-from llmop.dev.controlplane import ControlPlane
-from llmop.dev.nodes import DEFAULT_FLEET
+from llmop_dev.localcluster.binaries import BinariesMissing, find_binaries
+from llmop_dev.localcluster.controlplane import ControlPlane
+from llmop_dev.localcluster.nodes import DEFAULT_FLEET
 
 REQUIRE_ENV = "REQUIRE_K8S"
 

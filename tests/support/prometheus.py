@@ -1,5 +1,5 @@
-"""Test access to the real Prometheus runner (the package's llmop.dev.prometheus)."""
+"""Test access to the real Prometheus runner (the package's llmop_dev.localcluster.prometheus)."""
 
-from llmop.dev.prometheus import Prometheus, find_prometheus, free_port, query
+from llmop_dev.localcluster.prometheus import Prometheus, find_prometheus, free_port, query
 
 __all__ = ["Prometheus", "find_prometheus", "free_port", "query"]

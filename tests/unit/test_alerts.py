@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from llmop.observability import alerts, dashboard
-from llmop.observability.files import RULES_PATH
+from llmop_dev.observability import alerts, dashboard
+from llmop_dev.observability.files import RULES_PATH
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMTOOL_TESTS = ROOT / "tests" / "promtool"

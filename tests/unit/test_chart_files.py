@@ -15,8 +15,8 @@ import yaml
 
 from llmop.catalog.engines import DEFAULT_IMAGE_REGISTRY, ENGINES, IMAGE_BUILDS, Engine
 from llmop.controller.memory import PROCESS_ENV
-from llmop.observability import alerts, dashboard, queries
-from llmop.observability.files import DASHBOARD_PATH, RULES_PATH, write_files
+from llmop_dev.observability import alerts, dashboard, queries
+from llmop_dev.observability.files import DASHBOARD_PATH, RULES_PATH, write_files
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "llmop"
@@ -51,7 +51,9 @@ def test_chart_crds_dir_holds_only_crds() -> None:
 
 def test_observability_files_are_up_to_date() -> None:
     stale = write_files(ROOT, check=True)
-    assert not stale, f"regenerate with `python -m llmop.observability`: {[str(p.relative_to(ROOT)) for p in stale]}"
+    assert not stale, (
+        f"regenerate with `python -m llmop_dev.observability`: {[str(p.relative_to(ROOT)) for p in stale]}"
+    )
     assert json.loads((ROOT / DASHBOARD_PATH).read_text())["uid"] == dashboard.UID
     assert yaml.safe_load((ROOT / RULES_PATH).read_text()) == alerts.prometheus_rules()
 

@@ -12,7 +12,7 @@ from llmop.autoscale.probe import probe
 from llmop.plan.parse import parse_resource
 from llmop.plan.planner import plan
 from llmop.plan.types import Plan
-from llmop.sim.server import Fleet, SimServer, StaticDeployment
+from llmop_dev.sim.server import Fleet, SimServer, StaticDeployment
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -13,10 +13,10 @@ from llmop.catalog.calibration import __name__ as _calibration  # noqa: F401 - t
 from llmop.plan.parse import parse_resource
 from llmop.plan.planner import plan
 from llmop.plan.types import Plan
-from llmop.sim.exposition import exposition
-from llmop.sim.fleet import DeploymentSim
-from llmop.sim.model import Physics, Workload, steady_quantile_ms
-from llmop.sim.traces import Trace, parse_csv, step
+from llmop_dev.sim.exposition import exposition
+from llmop_dev.sim.fleet import DeploymentSim
+from llmop_dev.sim.model import Physics, Workload, steady_quantile_ms
+from llmop_dev.sim.traces import Trace, parse_csv, step
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

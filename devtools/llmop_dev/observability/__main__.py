@@ -1,4 +1,4 @@
-"""`python -m llmop.observability [--check] [--root DIR]`: regenerate the chart's dashboard and rule files."""
+"""`python -m llmop_dev.observability [--check] [--root DIR]`: regenerate the chart's dashboard and rule files."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from llmop.observability.files import source_root, write_files
+from llmop_dev.observability.files import source_root, write_files
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m llmop.observability", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m llmop_dev.observability", description=__doc__)
     parser.add_argument("--root", type=Path, default=None, help="repository root (default: this checkout)")
     parser.add_argument("--check", action="store_true", help="exit 1 if a file is out of date; write nothing")
     args = parser.parse_args(argv)

@@ -24,8 +24,8 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from llmop.dev.binaries import Binaries, find_binaries
-from llmop.dev.nodes import (
+from llmop_dev.localcluster.binaries import Binaries, find_binaries
+from llmop_dev.localcluster.nodes import (
     DEFAULT_FLEET,
     NodePool,
     apply_fleet,
@@ -33,7 +33,7 @@ from llmop.dev.nodes import (
     node_manifest,
     wait_nodes_ready,
 )
-from llmop.dev.pki import PKI, create_pki
+from llmop_dev.localcluster.pki import PKI, create_pki
 
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"  # kwok's fake pod IPs; never connect to them

@@ -12,11 +12,11 @@ from llmop.plan.parse import parse_resource
 from llmop.plan.planner import plan
 from llmop.plan.types import Plan
 from llmop.render.labels import SELECTOR_LABEL
-from llmop.sim.fleet import DeploymentSim
-from llmop.sim.model import Workload
-from llmop.sim.server import Fleet
+from llmop_dev.sim.fleet import DeploymentSim
+from llmop_dev.sim.model import Workload
+from llmop_dev.sim.server import Fleet
 
-log = logging.getLogger("llmop.sim.cluster")
+log = logging.getLogger("llmop_dev.sim.cluster")
 
 
 def _timestamp(value: Any) -> float | None:

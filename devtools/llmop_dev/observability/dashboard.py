@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmop.observability.alerts import BURN_ALERTS, burn_rate_record, slow_ratio_record
-from llmop.observability.grafana import DATASOURCE, Panel, Target, dashed_red, layout, ref, template_variable
-from llmop.observability.queries import (
+from llmop_dev.observability.alerts import BURN_ALERTS, burn_rate_record, slow_ratio_record
+from llmop_dev.observability.grafana import DATASOURCE, Panel, Target, dashed_red, layout, ref, template_variable
+from llmop_dev.observability.queries import (
     DESIRED_REPLICAS,
     METRICS_AVAILABLE,
     OBSERVED_DECODE_MS,

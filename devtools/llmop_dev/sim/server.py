@@ -11,10 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from llmop.plan.types import Plan
-from llmop.sim.exposition import exposition
-from llmop.sim.fleet import DeploymentSim
-from llmop.sim.model import DEFAULT_PROMPT_TOKENS, Workload
-from llmop.sim.traces import Trace
+from llmop_dev.sim.exposition import exposition
+from llmop_dev.sim.fleet import DeploymentSim
+from llmop_dev.sim.model import DEFAULT_PROMPT_TOKENS, Workload
+from llmop_dev.sim.traces import Trace
 
 MAX_STREAM_TOKENS = 256
 WORDS = ("the", "model", "decodes", "one", "token", "per", "step", "while", "memory", "bandwidth", "bounds", "it")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from llmop.observability import alerts, dashboard
-from llmop.observability.alerts import prometheus_rules
-from llmop.observability.files import DASHBOARD_PATH, RULES_PATH, render_dashboard, render_rules, write_files
+from llmop_dev.observability import alerts, dashboard
+from llmop_dev.observability.alerts import prometheus_rules
+from llmop_dev.observability.files import DASHBOARD_PATH, RULES_PATH, render_dashboard, render_rules, write_files
 
 
 def all_expressions() -> list[tuple[str, str]]:

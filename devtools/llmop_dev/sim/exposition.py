@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from llmop.sim.fleet import DeploymentSim, Histogram, Pod, PodMetrics
+from llmop_dev.sim.fleet import DeploymentSim, Histogram, Pod, PodMetrics
 
 Labels = dict[str, str]
 

@@ -16,9 +16,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from llmop.api.spec import GROUP, PLURAL, VERSION
-from llmop.dev.binaries import BinariesMissing, find_binaries
-from llmop.dev.controlplane import ControlPlane
-from llmop.dev.stack import REPO_ROOT, LocalStack
+from llmop_dev.localcluster.binaries import BinariesMissing, find_binaries
+from llmop_dev.localcluster.controlplane import ControlPlane
+from llmop_dev.localcluster.stack import REPO_ROOT, LocalStack
 
 DEMO_NAMESPACE = "demo"
 SCALING_EXAMPLE = "llama31-8b-fp8"

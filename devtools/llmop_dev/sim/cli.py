@@ -15,9 +15,9 @@ import yaml
 from llmop.plan.parse import Resource, parse_resource
 from llmop.plan.planner import plan
 from llmop.plan.types import Plan, PlanErrors
-from llmop.sim import replay
-from llmop.sim.model import DEFAULT_PROMPT_TOKENS
-from llmop.sim.traces import TraceError, load
+from llmop_dev.sim import replay
+from llmop_dev.sim.model import DEFAULT_PROMPT_TOKENS
+from llmop_dev.sim.traces import TraceError, load
 
 
 class _Fail(Exception):
@@ -76,7 +76,7 @@ def _parse_load(values: list[str]) -> dict[tuple[str, str], tuple[float, float]]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from llmop.sim.server import Fleet, SimServer, StaticDeployment
+    from llmop_dev.sim.server import Fleet, SimServer, StaticDeployment
 
     fleet = Fleet()
     try:
@@ -95,7 +95,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     sync: Any = None
     if not args.file:
-        from llmop.sim.cluster import ClusterSync
+        from llmop_dev.sim.cluster import ClusterSync
 
         sync = ClusterSync(fleet, args.kubeconfig, args.startup_seconds, args.rps, args.output_tokens)
         sync.start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from llmop.observability.queries import (
+from llmop_dev.observability.queries import (
     BY,
     DEFAULT_PERCENTILE,
     DESIRED_REPLICAS,

@@ -1,8 +1,8 @@
 """Local development cluster: etcd, kube-apiserver, controller-manager, scheduler and kwok GPU nodes."""
 
-from llmop.dev.binaries import Binaries, BinariesMissing, find_binaries
-from llmop.dev.controlplane import ControlPlane, ControlPlaneError
-from llmop.dev.nodes import DEFAULT_FLEET, NodePool, apply_fleet, node_manifest
+from llmop_dev.localcluster.binaries import Binaries, BinariesMissing, find_binaries
+from llmop_dev.localcluster.controlplane import ControlPlane, ControlPlaneError
+from llmop_dev.localcluster.nodes import DEFAULT_FLEET, NodePool, apply_fleet, node_manifest
 
 __all__ = [
     "DEFAULT_FLEET",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from llmop.autoscale.promql import VLLM_TTFT_BUCKETS_S, buckets_for
 from llmop.plan.types import Plan
-from llmop.sim.model import Physics, ReplicaState, Workload, replica_state
+from llmop_dev.sim.model import Physics, ReplicaState, Workload, replica_state
 
 # Bounds of the token-count histograms (vLLM builds them 1-2-5 up to max-model-len; TGI 100 linear buckets).
 TOKEN_BUCKETS = tuple(float(m * 10**e) for e in range(0, 6) for m in (1, 2, 5))

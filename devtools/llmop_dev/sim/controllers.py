@@ -9,8 +9,8 @@ from typing import Protocol
 
 from llmop.autoscale.metrics import Observation
 from llmop.autoscale.policy import PolicyConfig, PolicyState, decide
-from llmop.sim.model import Physics, Workload, replicas_needed
-from llmop.sim.traces import Trace
+from llmop_dev.sim.model import Physics, Workload, replicas_needed
+from llmop_dev.sim.traces import Trace
 
 
 @dataclass(frozen=True)

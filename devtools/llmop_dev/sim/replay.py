@@ -11,7 +11,7 @@ from llmop.autoscale.metrics import Observation, resolve_quantile
 from llmop.autoscale.policy import PolicyConfig
 from llmop.plan.parse import Resource
 from llmop.plan.types import Plan
-from llmop.sim.controllers import (
+from llmop_dev.sim.controllers import (
     ClairvoyantOracle,
     Controller,
     HpaController,
@@ -21,9 +21,9 @@ from llmop.sim.controllers import (
     Target,
     View,
 )
-from llmop.sim.fleet import DeploymentSim, Tick
-from llmop.sim.model import DEFAULT_PROMPT_TOKENS, Workload, weighted_quantile
-from llmop.sim.traces import Trace
+from llmop_dev.sim.fleet import DeploymentSim, Tick
+from llmop_dev.sim.model import DEFAULT_PROMPT_TOKENS, Workload, weighted_quantile
+from llmop_dev.sim.traces import Trace
 
 POLICIES = ("llmop", "hpa", "keda", "reactive-oracle", "oracle")
 

@@ -18,8 +18,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from llmop.api.crd import crd
-from llmop.dev.controlplane import ControlPlane
-from llmop.dev.prometheus import Prometheus
+from llmop_dev.localcluster.controlplane import ControlPlane
+from llmop_dev.localcluster.prometheus import Prometheus
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 RULES_FILE = REPO_ROOT / "charts/llmop/files/prometheus-rules.yaml"

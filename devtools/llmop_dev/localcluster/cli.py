@@ -8,10 +8,10 @@ from pathlib import Path
 
 from kubernetes import client
 
-from llmop.dev.binaries import BinariesMissing, find_binaries
-from llmop.dev.controlplane import ControlPlane, ControlPlaneError
-from llmop.dev.nodes import DEFAULT_FLEET, KWOK_TYPE_LABEL, KWOK_TYPE_VALUE, node_is_ready
-from llmop.dev.pki import PKIError
+from llmop_dev.localcluster.binaries import BinariesMissing, find_binaries
+from llmop_dev.localcluster.controlplane import ControlPlane, ControlPlaneError
+from llmop_dev.localcluster.nodes import DEFAULT_FLEET, KWOK_TYPE_LABEL, KWOK_TYPE_VALUE, node_is_ready
+from llmop_dev.localcluster.pki import PKIError
 
 DEFAULT_WORKDIR = Path("~/.local/state/llmop/dev")
 

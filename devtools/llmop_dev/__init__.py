@@ -1,0 +1,1 @@
+"""llmop development tooling: everything that is not shipped in the operator image."""

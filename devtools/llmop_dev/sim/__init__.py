@@ -1,0 +1,1 @@
+"""llmop_dev.sim package."""

@@ -1,1 +1,0 @@
-"""llmop.sim package."""
