@@ -119,10 +119,13 @@ def _scalar(result: list[dict[str, Any]]) -> float | None:
 class PrometheusMetrics:
     """Reads one Observation per deployment through prometheus-api-client's `custom_query`."""
 
-    def __init__(self, url: str, timeout_s: float = 5.0, runner: Runner | None = None) -> None:
+    def __init__(
+        self, url: str, timeout_s: float = 5.0, runner: Runner | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
         self.url = url
         self.timeout_s = timeout_s
         self._runner = runner
+        self._clock = clock  # the benchmark's replay passes its simulated time
         self._client: Any = None
 
     def _run(self, expr: str) -> list[dict[str, Any]]:
@@ -149,7 +152,7 @@ class PrometheusMetrics:
         percentile: float = 95.0,
         window_s: float = 120.0,
     ) -> Observation:
-        now = time.time()
+        now = self._clock()
         try:
             return self._observe(namespace, name, engine, engine_version, percentile, window_s, now)
         except Exception as error:  # fail-static: the policy holds on any failure

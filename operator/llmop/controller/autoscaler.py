@@ -15,11 +15,10 @@ from llmop.autoscale.metrics import MetricsSource, Observation, PrometheusMetric
 from llmop.autoscale.policy import Decision, PolicyConfig, PolicyState, decide
 from llmop.controller import metrics
 from llmop.controller.kube import Kube
+from llmop.controller.plans import PlanCache
 from llmop.controller.settings import OperatorConfig
 from llmop.controller.status import EventIntent, status_changed
-from llmop.plan.parse import parse_spec
-from llmop.plan.planner import plan
-from llmop.plan.types import Plan, PlanErrors
+from llmop.plan.types import Plan
 
 log = logging.getLogger("llmop.autoscaler")
 
@@ -129,8 +128,10 @@ class Autoscaler:
         locked: Locker,
         source_for: Callable[[str], MetricsSource] | None = None,
         prober: Prober | None = None,
+        plans: PlanCache | None = None,
     ) -> None:
         self.kube = kube
+        self.plans = plans or PlanCache(config.image_registry)
         self.probes = ProbeCache(prober)
         self.config = config
         self.locked = locked
@@ -145,12 +146,12 @@ class Autoscaler:
     def step(self, body: dict[str, Any]) -> Decision | None:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        spec = parse_spec(body.get("spec"))
-        if isinstance(spec, PlanErrors):
+        planned = self.plans.get(body)
+        spec, result = planned.spec, planned.result
+        if spec is None or not isinstance(result, Plan):
             return None
-        result = plan(spec, name, self.config.image_registry)
         slo = spec.slo.decode_latency
-        if not isinstance(result, Plan) or not spec.autoscaling.enabled or slo is None:
+        if not spec.autoscaling.enabled or slo is None:
             return None
         window = duration_seconds(slo.window)
         url = spec.autoscaling.prometheus_url or self.config.prometheus_url

@@ -71,6 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from llmop.controller.autoscaler import Autoscaler
     from llmop.controller.kube import Kube
     from llmop.controller.leader import LeaderElector
+    from llmop.controller.plans import PlanCache
     from llmop.controller.reconcile import Reconciler
     from llmop.controller.runtime import Runtime, install
 
@@ -94,8 +95,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     configuration.connection_pool_maxsize = handlers.RECONCILE_WORKERS + handlers.RESYNC_WORKERS + 4
     api_client = client.ApiClient(configuration)
     kube = Kube(api_client)
-    reconciler = Reconciler(kube, config)
-    install(Runtime(config, kube, reconciler, Autoscaler(kube, config, reconciler.locked)))
+    plans = PlanCache(config.image_registry)  # one plan per spec generation, shared by both
+    reconciler = Reconciler(kube, config, plans)
+    install(Runtime(config, kube, reconciler, Autoscaler(kube, config, reconciler.locked, plans=plans)))
     if config.metrics_port:
         start_http_server(config.metrics_port, addr=config.metrics_address)
 

@@ -14,10 +14,10 @@ from llmop.api.status import now_rfc3339
 from llmop.controller import metrics
 from llmop.controller.drift import managed_fields_drift
 from llmop.controller.kube import Kube
+from llmop.controller.plans import PlanCache
 from llmop.controller.settings import OperatorConfig
 from llmop.controller.status import Observed, compute_status, rollout_complete, status_changed
-from llmop.plan.parse import parse_spec
-from llmop.plan.planner import MAX_OBJECT_NAME, plan
+from llmop.plan.planner import MAX_OBJECT_NAME
 from llmop.plan.types import Plan, PlanErrors
 from llmop.render.labels import selector_labels
 from llmop.render.manifests import Owner, render
@@ -50,9 +50,10 @@ def desired_replicas(body: dict[str, Any], result: Plan | PlanErrors) -> int | N
 class Reconciler:
     """Runs reconcile passes; one at a time per object."""
 
-    def __init__(self, kube: Kube, config: OperatorConfig) -> None:
+    def __init__(self, kube: Kube, config: OperatorConfig, plans: PlanCache | None = None) -> None:
         self.kube = kube
         self.config = config
+        self.plans = plans or PlanCache(config.image_registry)
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
         self._passed: dict[tuple[str, str], float] = {}  # monotonic end of the last complete pass per object
@@ -65,10 +66,7 @@ class Reconciler:
             yield
 
     def plan_for(self, body: dict[str, Any]) -> Plan | PlanErrors:
-        spec = parse_spec(body.get("spec"))
-        if isinstance(spec, PlanErrors):
-            return spec
-        return plan(spec, body["metadata"]["name"], self.config.image_registry)
+        return self.plans.get(body).result
 
     def reconciled_within(self, namespace: str, name: str, seconds: float) -> bool:
         """True when a complete pass over this object ended less than `seconds` ago."""
@@ -79,6 +77,7 @@ class Reconciler:
     def forget(self, namespace: str, name: str) -> None:
         with self._guard:
             self._passed.pop((namespace, name), None)
+        self.plans.forget(namespace, name)
 
     def reconcile(self, body: dict[str, Any]) -> ReconcileResult:
         meta = body["metadata"]
