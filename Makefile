@@ -19,13 +19,12 @@ setup-bins:
 setup-engines:
 	bash scripts/vllm-venv.sh >/dev/null
 
-lint:
+lint: setup-python
 	ruff check .
 	ruff format --check .
+	mypy
 
-test: setup setup-engines
-	ruff check .
-	ruff format --check .
+test: setup setup-engines lint
 	REQUIRE_K8S=1 REQUIRE_ENGINE_CHECK=1 $(PYTHON) -m pytest
 
 test-unit: setup-python

@@ -1,4 +1,4 @@
-"""`llmop simulate`: the benchmark's replay as a user command."""
+"""`llmop simulate`: the benchmark's replay as a user command (keys, flags, errors)."""
 
 from __future__ import annotations
 
@@ -10,22 +10,55 @@ import pytest
 from llmop.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
+SPEC = str(ROOT / "bench/llmdeployment.yaml")
+KEYS = {"policy", "trace", "slo_minutes_pct", "gpu_hours", "scale_events", "step_to_decision_s", "ttft_p95_s",
+        "queue_minutes_pct", "timeouts", "minutes"}  # fmt: skip
 
 
-def test_simulate_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture(autouse=True)
+def _capacity_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMOP_REPLAY_CACHE", str(tmp_path_factory.getbasetemp() / "replay-cache"))
+
+
+def _trace(tmp_path: Path) -> str:
     trace = tmp_path / "t.csv"
-    trace.write_text("seconds,requests_per_second,mean_output_tokens\n0,10,256\n300,45,256\n900,45,256\n")
-    code = main(["simulate", "-f", str(ROOT / "bench/llmdeployment.yaml"), "--trace", str(trace), "--policy",
-                 "llmop", "--startup-seconds", "60", "--json"])  # fmt: skip
-    assert code == 0
-    result = json.loads(capsys.readouterr().out)
-    assert set(result) >= {"slo_minutes_pct", "gpu_hours", "scale_events", "step_to_decision_s"}
-    assert result["scale_events"] >= 1 and 0 < result["gpu_hours"] < 8 * 0.25
-    assert result["step_to_decision_s"] is not None and 0 <= result["step_to_decision_s"] <= 120
+    trace.write_text("seconds,requests_per_second,mean_output_tokens\n0,4,128\n300,60,128\n600,60,128\n")
+    return str(trace)
 
 
-def test_simulate_bad_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _simulate(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
+    assert main(["simulate", "-f", SPEC, *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_simulate_json_keys_and_a_scale_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    result = _simulate(["--trace", _trace(tmp_path), "--policy", "llmop", "--startup-seconds", "60"], capsys)
+    assert set(result) == KEYS
+    assert result["minutes"] == 10 and result["trace"] == "t"
+    assert result["scale_events"] >= 1 and result["step_to_decision_s"] is not None
+
+
+def test_seed_makes_a_replay_repeatable_and_gpu_speed_changes_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--trace", _trace(tmp_path), "--policy", "hpa", "--startup-seconds", "60", "--seed", "3"]
+    first, again = _simulate(args, capsys), _simulate(args, capsys)
+    assert first == again
+    slower = _simulate([*args, "--gpu-speed", "0.5"], capsys)
+    assert slower != first
+
+
+def test_reactive_frontier_prints_ten_points(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    points = _simulate(["--trace", _trace(tmp_path), "--policy", "reactive-frontier"], capsys)["points"]
+    assert [(p["headroom"], p["hold_s"]) for p in points] == [
+        (h, hold) for hold in (0.0, 120.0) for h in (0.0, 0.1, 0.2, 0.3, 0.5)
+    ]
+    assert {"slo_minutes_pct", "gpu_hours"} <= set(points[0])
+
+
+def test_simulate_bad_trace_names_the_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     trace = tmp_path / "bad.csv"
-    trace.write_text("0,ten,256\n")
-    assert main(["simulate", "-f", str(ROOT / "bench/llmdeployment.yaml"), "--trace", str(trace)]) == 2
-    assert "not numbers" in capsys.readouterr().err
+    trace.write_text("seconds,requests_per_second,mean_output_tokens\n0,ten,256\n")
+    assert main(["simulate", "-f", SPEC, "--trace", str(trace)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.csv:2" in err and "ten" in err

@@ -48,11 +48,16 @@ class PodMetrics(Protocol):
 
     def observe_ttft(self, value_s: float) -> None: ...
 
-    def observe_step(self, kind: str, duration_s: float, batch: int) -> None:
-        """One engine step: kind 'prefill' (it admitted prompt tokens) or 'decode'; `batch` sequences in it."""
+    def observe_step(self, kind: str, duration_s: float, batch: int, count: int = 1) -> None:
+        """`count` engine steps of `duration_s` each: kind 'prefill' (it admitted prompt tokens) or 'decode';
+        `batch` sequences in each. The engine aggregates a run of identical decode steps into one call."""
         ...
 
-    def observe_finished(self, prompt_tokens: int, output_tokens: int, e2e_s: float, queue_s: float) -> None: ...
+    def observe_finished(
+        self, prompt_tokens: int, output_tokens: int, e2e_s: float, queue_s: float, ttft_s: float | None = None
+    ) -> None:
+        """One request done: `e2e_s` from arrival, `queue_s` waiting, `ttft_s` arrival to first token if known."""
+        ...
 
     def set_state(self, running: int, waiting: int, kv_usage: float) -> None: ...
 

@@ -15,8 +15,6 @@ import yaml
 from llmop.plan.parse import Resource, parse_resource
 from llmop.plan.planner import plan
 from llmop.plan.types import Plan, PlanErrors
-from llmop_dev.sim import replay
-from llmop_dev.sim.model import DEFAULT_PROMPT_TOKENS
 from llmop_dev.sim.traces import TraceError, load
 
 
@@ -38,29 +36,6 @@ def _resource(path: str) -> tuple[Resource, Plan]:
     if isinstance(result, PlanErrors):
         raise _Fail(f"{path}: refused: {result.summary}")
     return resource, result
-
-
-def cmd_simulate(args: argparse.Namespace) -> int:
-    try:
-        resource, result = _resource(args.file)
-        trace = load(args.trace)
-        startup = float(result.startup_seconds if args.startup_seconds is None else args.startup_seconds)
-        setup = replay.Setup(resource, result, trace, startup, prompt_tokens=args.prompt_tokens)
-        outcome = replay.run(setup, args.policy)
-    except (_Fail, TraceError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(outcome.to_json()))
-        return 0
-    step = "-" if outcome.step_to_decision_s is None else f"{outcome.step_to_decision_s:.0f} s"
-    print(f"{resource.name} under {args.policy} on {trace.name} ({outcome.minutes} min, start-up {startup:.0f} s):")
-    print(f"  SLO minutes        {outcome.slo_minutes_pct:.1f} %")
-    print(f"  GPU-hours          {outcome.gpu_hours:.2f}")
-    print(f"  scale events       {outcome.scale_events}")
-    print(f"  step to decision   {step}")
-    print(f"  minutes queueing   {outcome.queued_minutes_pct:.1f} %")
-    return 0
 
 
 def _parse_load(values: list[str]) -> dict[tuple[str, str], tuple[float, float]]:
@@ -139,7 +114,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    """Add `sim`, `simulate` and `probe` to the `llmop` command line."""
+    """Add `sim` and `probe` to the `llmop` command line."""
     p_sim = subparsers.add_parser("sim", help="the fleet simulator (vLLM/TGI /metrics on 127.0.0.1)")
     sim_sub = p_sim.add_subparsers(dest="sim_command", required=True, metavar="COMMAND")
     p_serve = sim_sub.add_parser("serve", help="serve /metrics and streaming APIs for simulated pods")
@@ -153,15 +128,6 @@ def register(subparsers: Any) -> None:
     p_serve.add_argument("--load", action="append", help="NAMESPACE/NAME=RPS[:OUTPUT_TOKENS] (repeatable)")
     p_serve.add_argument("--startup-seconds", type=float, help="pod start-up delay (default: the plan's estimate)")
     p_serve.set_defaults(func=cmd_serve)
-
-    p_simulate = subparsers.add_parser("simulate", help="replay a load trace through an autoscaling policy")
-    p_simulate.add_argument("-f", "--file", required=True, help="LLMDeployment YAML")
-    p_simulate.add_argument("--trace", required=True, help="CSV: seconds,requests_per_second,mean_output_tokens")
-    p_simulate.add_argument("--policy", choices=replay.POLICIES, default="llmop")
-    p_simulate.add_argument("--startup-seconds", type=float, help="pod start-up delay (default: the plan's)")
-    p_simulate.add_argument("--prompt-tokens", type=float, default=DEFAULT_PROMPT_TOKENS)
-    p_simulate.add_argument("--json", action="store_true", help="print one JSON object")
-    p_simulate.set_defaults(func=cmd_simulate)
 
     p_probe = subparsers.add_parser("probe", help="measure TTFT and per-token latency with a streaming request")
     p_probe.add_argument("--endpoint", required=True, help="engine base URL, e.g. http://127.0.0.1:8000")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from llmop.api.spec import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION, LLMDeploymentSpec
 from llmop.api.status import LLMDeploymentStatus
@@ -86,9 +87,10 @@ def _all_defaulted(schema: dict[str, Any]) -> bool:
     return not schema.get("required") and any("default" in p for p in props.values())
 
 
-def openapi_schema(model: type) -> dict[str, Any]:
-    raw = model.model_json_schema(by_alias=True, mode="validation")  # type: ignore[attr-defined]
-    return _structural(_resolve(raw, raw.get("$defs", {})))
+def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    structural: dict[str, Any] = _structural(_resolve(raw, raw.get("$defs", {})))
+    return structural
 
 
 def crd() -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
@@ -31,7 +31,10 @@ _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 _DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
-GpuType = Literal[tuple(GPUS)]  # type: ignore[valid-type]
+if TYPE_CHECKING:
+    GpuType = str
+else:
+    GpuType = Literal[tuple(GPUS)]  # the catalog's names, so the CRD lists them as an enum
 
 
 def duration_seconds(text: str) -> float:

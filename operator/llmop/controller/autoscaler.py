@@ -36,7 +36,7 @@ def _latency_moved(previous: Any, latency: dict[str, Any] | None) -> bool:
     old = previous.get("observedMs")
     if not isinstance(old, int | float) or isinstance(old, bool):
         return True
-    return abs(latency["observedMs"] - old) > max(0.5, LATENCY_MOVE * old)
+    return bool(abs(latency["observedMs"] - old) > max(0.5, LATENCY_MOVE * old))
 
 
 def _metrics_condition(decision: Decision, obs: Observation) -> tuple[bool, str, str]:
@@ -89,11 +89,11 @@ def decision_status(
         or any(_transition(previous, type_, status, reason) for type_, status, reason, _ in wanted)
     )
     conditions = previous
-    for type_, status, reason, message in wanted:
+    for type_, truth, reason, message in wanted:
         old = get_condition(previous, type_)
         if not refresh and old is not None:
             message = str(old.get("message", ""))
-        conditions = set_condition(conditions, type_, status, reason, message, generation, now)
+        conditions = set_condition(conditions, type_, truth, reason, message, generation, now)
     old_metrics = get_condition(previous, ConditionType.METRICS_AVAILABLE)
     if not metrics_ok and (not old_metrics or old_metrics.get("status") != "False"):
         events.append(

@@ -87,9 +87,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from llmop.controller import handlers  # registers the kopf handlers
 
     try:
-        kube_config.load_incluster_config()
+        kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
     except kube_config.ConfigException:
-        kube_config.load_kube_config()
+        kube_config.load_kube_config()  # type: ignore[no-untyped-call]
     configuration = client.Configuration.get_default_copy()
     # one pooled connection per worker thread: a smaller pool drops and re-handshakes TLS under load
     configuration.connection_pool_maxsize = handlers.RECONCILE_WORKERS + handlers.RESYNC_WORKERS + 4
@@ -121,9 +121,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         stop: asyncio.Future[None] = loop.create_future()
 
+        def stop_once() -> None:
+            if not stop.done():
+                stop.set_result(None)
+
         def on_lost() -> None:
             lost.set()
-            loop.call_soon_threadsafe(lambda: stop.done() or stop.set_result(None))
+            loop.call_soon_threadsafe(stop_once)
 
         if elector is not None:
             elector.keep_renewing(on_lost)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -16,7 +16,7 @@ class Coalescer:
 
     def __init__(self) -> None:
         self._running: set[Hashable] = set()
-        self._follow_up: dict[Hashable, asyncio.Future[object]] = {}
+        self._follow_up: dict[Hashable, asyncio.Future[Any]] = {}
         self.coalesced = 0  # requests that shared another request's run (for metrics and tests)
 
     def busy(self, key: Hashable) -> bool:
@@ -29,7 +29,7 @@ class Coalescer:
                 future = self._follow_up[key] = asyncio.get_running_loop().create_future()
             else:
                 self.coalesced += 1
-            return await asyncio.shield(future)  # type: ignore[return-value]
+            return cast(T, await asyncio.shield(future))
         self._running.add(key)
         try:
             result = await fn()

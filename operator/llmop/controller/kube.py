@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import socket
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from llmop.api.spec import GROUP, PLURAL, VERSION
 from llmop.controller.status import EventIntent
@@ -19,7 +19,8 @@ MERGE = "application/merge-patch+json"
 
 
 def _raw(response: Any) -> dict[str, Any]:
-    return json.loads(response.data)
+    data: dict[str, Any] = json.loads(response.data)
+    return data
 
 
 class Kube:
@@ -35,7 +36,9 @@ class Kube:
 
     def get_llmd(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+            return cast(
+                dict[str, Any], self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+            )
         except ApiException as error:
             if error.status == 404:
                 return None
@@ -107,5 +110,5 @@ class Kube:
             "lastTimestamp": now,
             "count": 1,
         }
-        response = self.core.create_namespaced_event(meta["namespace"], event, _preload_content=False)
+        response = self.core.create_namespaced_event(meta["namespace"], cast(Any, event), _preload_content=False)
         _raw(response)  # read the body: an unread response never returns its connection to the pool

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 log = logging.getLogger("llmop.leader")
 
@@ -76,6 +76,8 @@ class LeaderElector:
                     return False
                 raise
         spec = lease.spec
+        if spec is None:
+            spec = lease.spec = client.V1LeaseSpec()
         holder = spec.holder_identity
         renewed = spec.renew_time
         duration = spec.lease_duration_seconds or self.lease_seconds
@@ -150,7 +152,7 @@ class LeaderElector:
         self._stop.set()
         try:
             lease = self.api.read_namespaced_lease(self.name, self.namespace)
-            if lease.spec.holder_identity == self.identity:
+            if lease.spec is not None and lease.spec.holder_identity == self.identity:
                 lease.spec.holder_identity = None
                 lease.spec.renew_time = None
                 self.api.replace_namespaced_lease(self.name, self.namespace, lease)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmop.api.spec import LLMDeploymentSpec
+from llmop.catalog.engines import DEFAULT_IMAGE_REGISTRY
 from llmop.plan.parse import parse_spec
 from llmop.plan.planner import plan
 from llmop.plan.types import Plan, PlanErrors
@@ -32,7 +33,7 @@ class PlanCache:
     without a generation (tests, a hand-built dict) or a spec that changed under the same generation is planned
     again rather than served stale."""
 
-    def __init__(self, image_registry: str | None = None, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(self, image_registry: str = DEFAULT_IMAGE_REGISTRY, capacity: int = DEFAULT_CAPACITY) -> None:
         self.image_registry = image_registry
         self.capacity = capacity
         self.computed = 0  # planner runs (for tests and the benchmark)

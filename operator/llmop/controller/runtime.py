@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from llmop.autoscale.policy import Decision
 from llmop.controller.kube import Kube
@@ -12,7 +12,7 @@ from llmop.controller.settings import OperatorConfig
 
 
 class AutoscalerStep(Protocol):
-    def step(self, body: dict) -> Decision | None: ...
+    def step(self, body: dict[str, Any]) -> Decision | None: ...
 
 
 @dataclass

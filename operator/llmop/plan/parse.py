@@ -73,7 +73,7 @@ def parse_resource(obj: Any) -> Resource | PlanErrors:
         errors.append(Finding("apiVersion", f"{obj.get('apiVersion')!r} is not {API_VERSION!r}"))
     if obj.get("kind") != KIND:
         errors.append(Finding("kind", f"{obj.get('kind')!r} is not {KIND!r}"))
-    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    metadata: dict[str, Any] = obj["metadata"] if isinstance(obj.get("metadata"), dict) else {}
     name = metadata.get("name")
     if not isinstance(name, str) or not name:
         errors.append(Finding("metadata.name", "is required"))
