@@ -12,7 +12,7 @@ from llmop.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = str(ROOT / "bench/llmdeployment.yaml")
 KEYS = {"policy", "trace", "slo_minutes_pct", "gpu_hours", "scale_events", "step_to_decision_s", "ttft_p95_s",
-        "queue_minutes_pct", "timeouts", "minutes"}  # fmt: skip
+        "queue_minutes_pct", "timeouts", "rejected", "minutes"}  # fmt: skip
 
 
 @pytest.fixture(autouse=True)

@@ -38,15 +38,17 @@ def _load(path: Path) -> dict[str, float]:
     return {str(key): float(value) for key, value in data.items()} if isinstance(data, dict) else {}
 
 
-def capacity_rps(hardware: Hardware, prompt: float, output: float, target_ms: float, percentile: float) -> float:
+def capacity_rps(
+    hardware: Hardware, prompt: float, output: float, target_ms: float, percentile: float, ttft_bound_s: float
+) -> float:
     """`truth.capacity_rps`, read from / added to the on-disk table (keyed by every physics input)."""
-    key = f"{hardware!r}|{prompt:g}|{output:g}|{target_ms:g}|{percentile:g}"
+    key = f"{hardware!r}|{prompt:g}|{output:g}|{target_ms:g}|{percentile:g}|{ttft_bound_s:g}"
     path = cache_path()
     with _lock:
         table = _load(path)
         if key in table:
             return table[key]
-    value = truth.capacity_rps(hardware, prompt, output, target_ms, percentile)
+    value = truth.capacity_rps(hardware, prompt, output, target_ms, percentile, ttft_bound_s=ttft_bound_s)
     with _lock:
         table[key] = value
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,8 @@ class Ledger(Protocol):
 
     def timed_out(self, t: float, count: int = 1) -> None: ...
 
+    def rejected(self, t: float) -> None: ...
+
     def finished(self, t: float) -> None: ...
 
 
@@ -35,6 +37,8 @@ class NullLedger:
     def ttft(self, t: float, value_s: float) -> None: ...
 
     def timed_out(self, t: float, count: int = 1) -> None: ...
+
+    def rejected(self, t: float) -> None: ...
 
     def finished(self, t: float) -> None: ...
 
@@ -127,8 +131,8 @@ class EnginePod:
         (ledger TTFT, timeout) count from `request.arrival_s`, the engine's metrics from `at`."""
         at = request.arrival_s if at is None else at
         if request.prompt_tokens + request.output_tokens > min(self.hw.max_model_len, self.hw.kv_cache_tokens):
-            self.rejected += 1  # the engine refuses it (HTTP 400); scored with the timeouts
-            self.ledger.timed_out(at)
+            self.rejected += 1  # the engine refuses it (HTTP 400): the client's error, not the autoscaler's
+            self.ledger.rejected(at)
             return
         self.pending.append((at, request))
 

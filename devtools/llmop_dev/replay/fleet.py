@@ -19,13 +19,15 @@ class MinuteRecord:
 
     `itl_bins`: inter-token latencies as 0.1 ms bin -> tokens (token-weighted, every token after each request's
     first); `ttft_s`: TTFT of each request whose first token came in the minute; `timed_out`: requests given up in
-    the minute (no first token within timeout_s, lost when a draining pod's grace ended, rejected as too long);
+    the minute (no first token within timeout_s, lost when a draining pod's grace ended); `rejected`: refused as
+    longer than the model's context (no autoscaler can help them, so they are reported apart and not judged);
     `finished`: requests completed; `waiting_sum / waiting_samples`: waiting requests (router queue + every pod's
     queue), sampled at each quantum end."""
 
     itl_bins: dict[int, float] = field(default_factory=dict)
     ttft_s: list[float] = field(default_factory=list)
     timed_out: int = 0
+    rejected: int = 0
     finished: int = 0
     waiting_sum: float = 0.0
     waiting_samples: int = 0
@@ -84,6 +86,9 @@ class MinuteLedger:
 
     def timed_out(self, t: float, count: int = 1) -> None:
         self.at(t).timed_out += count
+
+    def rejected(self, t: float) -> None:
+        self.at(t).rejected += 1
 
     def finished(self, t: float) -> None:
         self.at(t).finished += 1

@@ -55,11 +55,10 @@ class Scenario:
         return Hardware.from_plan(self.plan, gpu_speed=self.gpu_speed)
 
     def true_capacity(self, prompt: float, output: float) -> float:
-        """Requests/s one replica of the simulated GPU sustains within the SLO (ground truth, measured)."""
-        hardware = self.hardware()
-        return capacity_cache.capacity_rps(
-            hardware, prompt, output, float(self.slo.target_ms), float(self.slo.percentile)
-        )
+        """Requests/s one replica of the simulated GPU sustains within the SLO and the TTFT bound (ground truth,
+        measured by running the physics)."""
+        target, percentile = float(self.slo.target_ms), float(self.slo.percentile)
+        return capacity_cache.capacity_rps(self.hardware(), prompt, output, target, percentile, self.ttft_bound_s)
 
     def sizer(self, headroom: float) -> references.Sizer:
         return references.Sizer(
@@ -133,6 +132,7 @@ class Result:
             "ttft_p95_s": None if s.ttft_p95_s is None else round(s.ttft_p95_s, 3),
             "queue_minutes_pct": round(s.queue_minutes_pct, 2),
             "timeouts": s.timeouts,
+            "rejected": s.rejected,
             "minutes": s.minutes,
         }
 
@@ -183,7 +183,8 @@ def run(
                                  "ready": view.ready, "desired": desired})  # fmt: skip
     fleet.advance(workload.duration_s, ())
     minutes, ttfts = _minutes(scenario, fleet)
-    result = score.summarize(minutes, ttfts, fleet.gpu_seconds(workload.duration_s))
+    rejected = sum(record.rejected for record in fleet.minutes.values())
+    result = score.summarize(minutes, ttfts, fleet.gpu_seconds(workload.duration_s), rejected)
     return Result(
         policy=getattr(controller, "name", policy),
         trace=workload.name,

@@ -80,9 +80,10 @@ class Score:
     timeouts: int
     ttft_p95_s: float | None
     minutes: int
+    rejected: int = 0  # refused by the engine as longer than the model's context: reported, never judged
 
 
-def summarize(minutes: list[Minute], all_ttfts: list[float], gpu_seconds: float) -> Score:
+def summarize(minutes: list[Minute], all_ttfts: list[float], gpu_seconds: float, rejected: int = 0) -> Score:
     count = max(len(minutes), 1)
     return Score(
         slo_minutes_pct=100.0 * sum(m.met for m in minutes) / count,
@@ -91,4 +92,5 @@ def summarize(minutes: list[Minute], all_ttfts: list[float], gpu_seconds: float)
         timeouts=sum(m.timeouts for m in minutes),
         ttft_p95_s=quantile(all_ttfts, 0.95),
         minutes=len(minutes),
+        rejected=rejected,
     )

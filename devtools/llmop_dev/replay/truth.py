@@ -51,15 +51,20 @@ class _Tally:
     def __init__(self, start: float) -> None:
         self.start = start
         self.bins: dict[int, float] = {}
+        self.ttfts: list[float] = []
 
     def itl(self, t: float, value_s: float, tokens: float) -> None:
         if t >= self.start:
             key = round(value_s * BINS_PER_S)
             self.bins[key] = self.bins.get(key, 0.0) + tokens
 
-    def ttft(self, t: float, value_s: float) -> None: ...
+    def ttft(self, t: float, value_s: float) -> None:
+        if t >= self.start:
+            self.ttfts.append(value_s)
 
     def timed_out(self, t: float, count: int = 1) -> None: ...
+
+    def rejected(self, t: float) -> None: ...
 
     def finished(self, t: float) -> None: ...
 
@@ -86,6 +91,14 @@ def steady_run(
     hardware: Hardware, rate: float, percentile: float, sample: LengthSampler, seed: int = 0
 ) -> tuple[float, bool]:
     """One pod under Poisson arrivals at `rate`: (token-weighted ITL percentile after warm-up, queue stable)."""
+    itl, _, stable = steady_run_ttft(hardware, rate, percentile, sample, seed)
+    return itl, stable
+
+
+def steady_run_ttft(
+    hardware: Hardware, rate: float, percentile: float, sample: LengthSampler, seed: int = 0
+) -> tuple[float, float, bool]:
+    """As `steady_run`, plus the p95 time to first token after warm-up (inf when overloaded)."""
     rng = random.Random(f"{seed}:truth")
     tally = _Tally(WARMUP_S)
     pod = EnginePod(hardware, _Quiet(), seed=seed, ledger=tally, timeout_s=300.0)
@@ -104,12 +117,14 @@ def steady_run(
         if clock > WARMUP_S:
             waiting.append(pod.num_waiting)
         if pod.timed_out or pod.num_waiting > max(50.0, rate * 60):
-            return math.inf, False  # overloaded: the queue is running away
+            return math.inf, math.inf, False  # overloaded: the queue is running away
     half = len(waiting) // 2
     early, late = sum(waiting[:half]) / half, sum(waiting[half:]) / (len(waiting) - half)
     stable = late <= 1.5 * early + 2.0
     points = [(key / BINS_PER_S, tokens) for key, tokens in sorted(tally.bins.items())]
-    return quantile(points, percentile), stable
+    ttfts = sorted(tally.ttfts)
+    ttft_p95 = ttfts[max(math.ceil(0.95 * len(ttfts)) - 1, 0)] if ttfts else 0.0
+    return quantile(points, percentile), ttft_p95, stable
 
 
 @lru_cache(maxsize=256)
@@ -121,16 +136,18 @@ def capacity_rps(
     percentile: float,
     seed: int = 0,
     sample_lengths: LengthSampler | None = None,
+    ttft_bound_s: float | None = None,
 ) -> float:
     """Highest Poisson arrival rate (requests/s) one replica sustains with the token-weighted `percentile` ITL
-    (95 or 0.95) over a steady run (120 s warm-up, 600 s measured) at or under `target_ms`, no timeouts and a queue
-    that does not grow. Bracket by doubling from 0.25 rps, then bisect to 2%. 0.0 when even 0.25 rps fails."""
+    (95 or 0.95) over a steady run (120 s warm-up, 600 s measured) at or under `target_ms`, the p95 time to first
+    token within `ttft_bound_s` (when given), no timeouts and a queue that does not grow. Bracket by doubling from
+    0.25 rps, then bisect to 2%. 0.0 when even 0.25 rps fails."""
     q = percentile / 100 if percentile > 1 else percentile
     sample = sample_lengths or default_lengths(prompt_tokens, output_tokens)
 
     def ok(rate: float) -> bool:
-        value, stable = steady_run(hardware, rate, q, sample, seed)
-        return stable and value * 1e3 <= target_ms
+        value, ttft, stable = steady_run_ttft(hardware, rate, q, sample, seed)
+        return stable and value * 1e3 <= target_ms and (ttft_bound_s is None or ttft <= ttft_bound_s)
 
     lo, hi = 0.0, 0.25
     while ok(hi):

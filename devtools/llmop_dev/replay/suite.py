@@ -1,0 +1,177 @@
+"""The benchmark grid: specs x traces x start-up x gpu-speed; each cell replays llmop, baselines and references."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmop_dev.replay import capacity_cache, references, run
+from llmop_dev.replay.cli import load_spec
+from llmop_dev.replay.traces import load_workload
+
+STARTUPS_S = (60.0, 120.0, 300.0)
+GPU_SPEEDS = (1.0, 0.8, 1.2)
+PEAK_REPLICAS = 8  # each trace is scaled so that its busiest minute needs this many replicas at gpu-speed 1.0
+CORE_POLICIES = ("llmop", "hpa", "keda", "oracle")
+# Every baseline with its own settings, replayed where start-up is 120 s and the GPU is as planned.
+EXTRA_POLICIES = ("hpa-rps", "hpa-concurrency", "hpa-tpot", "keda-running", "keda-waiting")
+EXTRA_FRACTIONS = (0.6, 0.7, 0.9)
+SLO_SLACK_PT = 0.5  # domination: better on one axis, no worse on the other within these slacks
+GPU_SLACK = 0.02
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the grid."""
+
+    spec: str
+    trace: str
+    startup_s: float
+    gpu_speed: float
+    seed: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{Path(self.spec).stem}|{Path(self.trace).stem}|{self.startup_s:g}|{self.gpu_speed:g}|{self.seed}"
+
+
+def grid(specs: list[str], traces: list[str], startups: tuple[float, ...] = STARTUPS_S,
+         speeds: tuple[float, ...] = GPU_SPEEDS) -> list[Cell]:  # fmt: skip
+    """Most telling cells first: as-planned GPU and 120 s start-up, then the rest."""
+    cells = [Cell(s, t, up, speed) for speed in speeds for up in startups for s in specs for t in traces]
+    return sorted(cells, key=lambda c: (c.gpu_speed != 1.0, c.startup_s != 120.0, c.gpu_speed, c.startup_s))
+
+
+def rate_scale(spec: str, trace: str) -> float:
+    """The factor that makes the trace's busiest minute need PEAK_REPLICAS replicas of the spec's true capacity
+    (at the trace's mean lengths, gpu-speed 1.0): every shape is then sized alike whatever its raw rates."""
+    resource, plan = load_spec(spec)
+    workload = load_workload(trace, seed=0)
+    duration = workload.duration_s
+    peak = max(workload.intensity(t) for t in _times(duration))
+    count = max(len(workload.requests), 1)
+    prompt = sum(r.prompt_tokens for r in workload.requests) / count
+    output = sum(r.output_tokens for r in workload.requests) / count
+    slo = resource.spec.slo.decode_latency
+    assert slo is not None
+    hardware = run.Scenario(resource, plan, workload, 0.0).hardware()
+    capacity = capacity_cache.capacity_rps(
+        hardware,
+        references._rounded(prompt),
+        references._rounded(output),
+        float(slo.target_ms),
+        float(slo.percentile),
+        run.Scenario(resource, plan, workload, 0.0).ttft_bound_s,
+    )
+    return PEAK_REPLICAS * capacity / peak if peak > 0 else 1.0
+
+
+def _times(duration: float, step: float = 30.0) -> list[float]:
+    return [i * step for i in range(max(int(duration // step), 1))]
+
+
+def replay_cell(cell: Cell, scale: float, extras: bool) -> dict[str, Any]:
+    """Every policy of the cell, plus the frontier; JSON-safe."""
+    resource, plan = load_spec(cell.spec)
+    workload = load_workload(cell.trace, seed=cell.seed, rate_scale=scale)
+    scenario = run.Scenario(resource, plan, workload, cell.startup_s, gpu_speed=cell.gpu_speed, seed=cell.seed)
+    rows = [run.run(scenario, policy).to_json() for policy in CORE_POLICIES]
+    if extras:
+        rows += [run.run(scenario, policy).to_json() for policy in EXTRA_POLICIES]
+        for fraction in EXTRA_FRACTIONS:
+            for policy in ("hpa-rps", "keda-running"):
+                shifted = run.Scenario(resource, plan, workload, cell.startup_s, gpu_speed=cell.gpu_speed,
+                                       seed=cell.seed, baseline_target=fraction)  # fmt: skip
+                row = run.run(shifted, policy).to_json()
+                row["policy"] = f"{policy}@{fraction:g}"
+                rows.append(row)
+    return {
+        "key": cell.key,
+        "spec": Path(cell.spec).stem,
+        "trace": Path(cell.trace).stem,
+        "startup_s": cell.startup_s,
+        "gpu_speed": cell.gpu_speed,
+        "seed": cell.seed,
+        "rate_scale": round(scale, 4),
+        "requests": len(workload.requests),
+        "physics": capacity_cache.cache_path().stem,
+        "rows": rows,
+        "frontier": run.frontier(scenario),
+    }
+
+
+def dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """`a` is better on one axis and no worse on the other (0.5 SLO-minute point, 2 % GPU-hours slack)."""
+    slo_not_worse = a["slo_minutes_pct"] >= b["slo_minutes_pct"] - SLO_SLACK_PT
+    gpu_not_worse = a["gpu_hours"] <= b["gpu_hours"] * (1 + GPU_SLACK)
+    better = a["slo_minutes_pct"] > b["slo_minutes_pct"] or a["gpu_hours"] < b["gpu_hours"]
+    return slo_not_worse and gpu_not_worse and better
+
+
+def verdicts(cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """The three targets of the policy issue, with every cell that misses."""
+    frontier_misses, pairs, dominated, misses = [], 0, 0, []
+    for cell in cells:
+        llmop = _row(cell, "llmop")
+        best = references.frontier(cell["frontier"], llmop["gpu_hours"])
+        if best is not None and llmop["slo_minutes_pct"] < best - 1.0:
+            frontier_misses.append({"key": cell["key"], "llmop": llmop["slo_minutes_pct"], "frontier": round(best, 2)})
+        for baseline in ("hpa", "keda"):
+            pairs += 1
+            if dominates(llmop, _row(cell, baseline)):
+                dominated += 1
+            else:
+                misses.append(f"{cell['key']} vs {baseline}")
+    by_key = {(c["spec"], c["trace"], c["startup_s"], c["gpu_speed"]): c for c in cells}
+    slow_losses = []
+    for (spec, trace, startup, speed), cell in by_key.items():
+        planned = by_key.get((spec, trace, startup, 1.0))
+        if speed != 0.8 or planned is None:
+            continue
+        loss = _row(planned, "llmop")["slo_minutes_pct"] - _row(cell, "llmop")["slo_minutes_pct"]
+        slow_losses.append({"key": cell["key"], "loss_pt": round(loss, 2)})
+    return {
+        "cells": len(cells),
+        "frontier": {"met": len(cells) - len(frontier_misses), "misses": frontier_misses},
+        "baselines": {
+            "pairs": pairs,
+            "dominated": dominated,
+            "pct": round(100 * dominated / max(pairs, 1), 1),
+            "not_dominated": misses,
+        },
+        "gpu_speed_0_8": {
+            "compared": len(slow_losses),
+            "within_3pt": sum(s["loss_pt"] <= 3 for s in slow_losses),
+            "losses": [s for s in slow_losses if s["loss_pt"] > 3],
+        },
+    }
+
+
+def _row(cell: dict[str, Any], policy: str) -> dict[str, Any]:
+    return next(row for row in cell["rows"] if row["policy"] == policy)
+
+
+def read_cells(path: Path) -> list[dict[str, Any]]:
+    """Cells already written (JSON lines), the last one of each key winning."""
+    if not path.exists():
+        return []
+    cells: dict[str, dict[str, Any]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            cell = json.loads(line)
+            cells[cell["key"]] = cell
+    return list(cells.values())
+
+
+def frontier_gap(cell: dict[str, Any], policy: str) -> float | None:
+    """SLO-minute points above (+) or below (-) the frontier at the policy's own GPU-hours."""
+    row = _row(cell, policy)
+    best = references.frontier(cell["frontier"], row["gpu_hours"])
+    return None if best is None else row["slo_minutes_pct"] - best
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else math.nan

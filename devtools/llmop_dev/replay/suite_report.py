@@ -1,0 +1,97 @@
+"""The benchmark grid's report: a Markdown table of every cell and a PNG per spec against the reactive frontier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from llmop_dev.replay import suite
+
+SHOWN = ("llmop", "hpa", "keda", "oracle")
+
+
+def _fmt(row: dict[str, Any]) -> str:
+    return f"{row['slo_minutes_pct']:.1f} / {row['gpu_hours']:.2f}"
+
+
+def _gap(cell: dict[str, Any], policy: str) -> str:
+    gap = suite.frontier_gap(cell, policy)
+    return "cheaper than all" if gap is None else f"{gap:+.1f}"
+
+
+def markdown(cells: list[dict[str, Any]], verdicts: dict[str, Any]) -> str:
+    """Every cell: SLO-minutes % / GPU-hours per policy, llmop's gap to the frontier, and the verdicts."""
+    lines = [
+        "## Autoscaling benchmark (independent simulator)",
+        "",
+        f"{verdicts['cells']} cells. Verdicts: llmop within 1 SLO-minute point of the perfect-knowledge reactive "
+        f"frontier at its own GPU-hours in {verdicts['frontier']['met']} of {verdicts['cells']} cells; llmop "
+        f"dominates hpa/keda in {verdicts['baselines']['dominated']} of {verdicts['baselines']['pairs']} pairs "
+        f"({verdicts['baselines']['pct']:.1f} %); with gpu-speed 0.8 llmop loses at most 3 points against 1.0 in "
+        f"{verdicts['gpu_speed_0_8']['within_3pt']} of {verdicts['gpu_speed_0_8']['compared']} comparisons.",
+        "",
+        "Each figure: SLO-minutes % / GPU-hours. Frontier gap: llmop's SLO-minutes minus the frontier's at llmop's "
+        "GPU-hours (points; negative = below the frontier).",
+        "",
+        "| spec | trace | start-up s | gpu-speed | llmop | frontier gap | hpa | keda | oracle | "
+        "frontier h=0.2 hold 2m | requests |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    order = sorted(cells, key=lambda c: (c["spec"], c["trace"], c["gpu_speed"], c["startup_s"]))
+    for cell in order:
+        rows = {row["policy"]: row for row in cell["rows"]}
+        reference = next(p for p in cell["frontier"] if p["headroom"] == 0.2 and p["hold_s"] == 120.0)
+        lines.append(
+            f"| {cell['spec']} | {cell['trace']} | {cell['startup_s']:g} | {cell['gpu_speed']:g} | "
+            + " | ".join([_fmt(rows["llmop"]), _gap(cell, "llmop")] + [_fmt(rows[p]) for p in SHOWN[1:]])
+            + f" | {_fmt(reference)} | {cell['requests']} |"
+        )
+    extra = [c for c in order if any(r["policy"] not in SHOWN for r in c["rows"])]
+    if extra:
+        names = [r["policy"] for r in extra[0]["rows"] if r["policy"] not in SHOWN]
+        lines += ["", "Every baseline (start-up 120 s, gpu-speed 1.0), SLO-minutes % / GPU-hours:", "",
+                  "| spec | trace | " + " | ".join(names) + " |", "| --- | --- |" + " --- |" * len(names)]  # fmt: skip
+        for cell in extra:
+            rows = {row["policy"]: row for row in cell["rows"]}
+            lines.append(f"| {cell['spec']} | {cell['trace']} | " + " | ".join(_fmt(rows[n]) for n in names) + " |")
+    misses = verdicts["frontier"]["misses"]
+    if misses:
+        lines += ["", "Cells where llmop is more than 1 point below the frontier:", ""]
+        lines += [f"- {m['key']}: llmop {m['llmop']:.1f}, frontier {m['frontier']:.1f}" for m in misses]
+    losses = verdicts["gpu_speed_0_8"]["losses"]
+    if losses:
+        lines += ["", "Cells where a 20 % slower GPU costs llmop more than 3 points:", ""]
+        lines += [f"- {item['key']}: -{item['loss_pt']:.1f} pt" for item in losses]
+    return "\n".join(lines) + "\n"
+
+
+def plot(cells: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Each policy's point relative to the frontier: x = GPU-hours / the frontier's h=0 hold=0 point, y = SLO-minute
+    points minus the frontier's at that policy's GPU-hours."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8, 5.5))
+    markers = {"llmop": "o", "hpa": "s", "keda": "^", "oracle": "*"}
+    for policy, marker in markers.items():
+        xs, ys = [], []
+        for cell in cells:
+            base = next(p for p in cell["frontier"] if p["headroom"] == 0.0 and p["hold_s"] == 0.0)
+            row = next(r for r in cell["rows"] if r["policy"] == policy)
+            gap = suite.frontier_gap(cell, policy)
+            if gap is None or base["gpu_hours"] <= 0:
+                continue
+            xs.append(row["gpu_hours"] / base["gpu_hours"])
+            ys.append(gap)
+        axis.scatter(xs, ys, marker=marker, label=f"{policy} ({len(xs)} cells)", alpha=0.7)
+    axis.axhline(0.0, color="black", linewidth=0.8)
+    axis.axhline(-1.0, color="red", linewidth=0.8, linestyle="--", label="1 point below the frontier")
+    axis.set_xlabel("GPU-hours / reactive reference (h=0, no hold)")
+    axis.set_ylabel("SLO-minutes % minus the frontier at the same GPU-hours")
+    axis.set_title(f"{title}: every cell against the perfect-knowledge reactive frontier")
+    axis.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
