@@ -42,29 +42,29 @@ def test_merge_patch_nulls_removed_nested_keys() -> None:
 
 
 def test_ready_rollout_and_transition_times() -> None:
-    first = compute_status({}, 1, _plan(), Observed(_deployment(1, 0, 0)), 1, NOW)
+    first = compute_status({}, 1, _plan(), Observed(_deployment(1, 0, 0)), NOW)
     assert first.status["phase"] == "Deploying"
     assert _condition(first.status, "Available")["status"] == "False"
     assert [e.reason for e in first.events] == ["Planned"]
-    done = compute_status(first.status, 1, _plan(), Observed(_deployment(1, 1)), 1, LATER)
+    done = compute_status(first.status, 1, _plan(), Observed(_deployment(1, 1)), LATER)
     assert done.status["phase"] == "Ready" and done.status["observedGeneration"] == 1
     assert _condition(done.status, "Available")["lastTransitionTime"] == LATER
     assert _condition(done.status, "Planned")["lastTransitionTime"] == NOW  # unchanged status keeps its time
     assert [e.reason for e in done.events] == ["Available"]
-    again = compute_status(done.status, 1, _plan(), Observed(_deployment(1, 1)), 1, LATER)
+    again = compute_status(done.status, 1, _plan(), Observed(_deployment(1, 1)), LATER)
     assert again.events == [] and status_changed(done.status, again.status) == {}
 
 
 def test_refusal_keeps_reporting_the_running_children() -> None:
-    ready = compute_status({}, 1, _plan(), Observed(_deployment(2, 2)), 2, NOW).status
-    refused = compute_status(ready, 2, _plan("nf4"), Observed(_deployment(2, 2)), None, LATER)
+    ready = compute_status({}, 1, _plan(), Observed(_deployment(2, 2)), NOW).status
+    refused = compute_status(ready, 2, _plan("nf4"), Observed(_deployment(2, 2)), LATER)
     assert refused.status["phase"] == "Failed"
     planned = _condition(refused.status, "Planned")
     assert planned["status"] == "False" and "removed in 0.28.0" in planned["message"]
     assert _condition(refused.status, "Available")["status"] == "True"
     assert "observedGeneration" not in refused.status or refused.status["observedGeneration"] == 1
     assert [(e.type, e.reason) for e in refused.events] == [("Warning", "PlanRefused")]
-    repeat = compute_status(refused.status, 2, _plan("nf4"), Observed(_deployment(2, 2)), None, LATER)
+    repeat = compute_status(refused.status, 2, _plan("nf4"), Observed(_deployment(2, 2)), LATER)
     assert repeat.events == []  # no event storm on every resync
 
 
@@ -72,7 +72,7 @@ def test_unschedulable_pods_show_in_status() -> None:
     pod = {"metadata": {"name": "chat-abc"}, "status": {"phase": "Pending", "conditions": [
         {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
          "message": "0/11 nodes are available: 11 node(s) didn't match Pod's node affinity/selector."}]}}  # fmt: skip
-    update = compute_status({}, 1, _plan(), Observed(_deployment(1, 0, 1), [pod]), 1, NOW)
+    update = compute_status({}, 1, _plan(), Observed(_deployment(1, 0, 1), [pod]), NOW)
     degraded = _condition(update.status, "Degraded")
     assert degraded["status"] == "True" and degraded["reason"] == "Unschedulable"
     assert "node affinity/selector" in degraded["message"] and update.status["phase"] == "Pending"

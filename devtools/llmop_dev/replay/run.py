@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmop.api.spec import duration_seconds
+from llmop.api.spec import DecodeLatencySLO
 from llmop.autoscale.policy import PolicyConfig
 from llmop.plan.parse import Resource
 from llmop.plan.types import Plan
@@ -41,15 +41,11 @@ class Scenario:
     baseline_target: float = 0.8
 
     @property
-    def slo(self) -> Any:
+    def slo(self) -> DecodeLatencySLO:
         slo = self.resource.spec.slo.decode_latency
         if slo is None:
             raise ValueError(f"{self.resource.name}: spec.slo.decodeLatency is required to autoscale")
         return slo
-
-    @property
-    def window_s(self) -> float:
-        return duration_seconds(self.slo.window)
 
     def hardware(self) -> Hardware:
         return Hardware.from_plan(self.plan, gpu_speed=self.gpu_speed)
@@ -74,14 +70,7 @@ class Scenario:
 
     def controller(self, policy: str, headroom: float = 0.0, hold_s: float = 0.0) -> Controller:
         if policy == "llmop":
-            scaling = self.resource.spec.autoscaling
-            config = PolicyConfig.from_plan(
-                self.plan,
-                float(self.slo.percentile),
-                self.window_s,
-                duration_seconds(scaling.scale_up_stabilization),
-                duration_seconds(scaling.scale_down_stabilization),
-            )
+            config = PolicyConfig.from_plan(self.plan, self.slo, self.resource.spec.autoscaling)
             return LlmopController(config, self.plan.engine, self.plan.engine_version)
         if policy in baselines.BASELINES:
             rps, concurrency = self.plan_capacity()

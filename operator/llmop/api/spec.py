@@ -149,6 +149,10 @@ class DecodeLatencySLO(ApiModel):
         str, Field(pattern=DURATION_PATTERN, max_length=16, description="Evaluation window, e.g. 2m.")
     ] = "2m"
 
+    @property
+    def window_s(self) -> float:
+        return duration_seconds(self.window)
+
 
 class SLOSpec(ApiModel):
     decode_latency: DecodeLatencySLO | None = None
@@ -171,6 +175,10 @@ class ProbeSpec(ApiModel):
     interval: Annotated[
         str, Field(pattern=DURATION_PATTERN, max_length=16, description="Reuse a probe's result for this long.")
     ] = "30s"
+
+    @property
+    def interval_s(self) -> float:
+        return duration_seconds(self.interval)
 
 
 class AutoscalingSpec(ApiModel):
@@ -198,6 +206,14 @@ class AutoscalingSpec(ApiModel):
         ProbeSpec | None,
         Field(description="Active probe fallback for a deployment without traffic to read latency from (opt-in)."),
     ] = None
+
+    @property
+    def scale_up_s(self) -> float:
+        return duration_seconds(self.scale_up_stabilization)
+
+    @property
+    def scale_down_s(self) -> float:
+        return duration_seconds(self.scale_down_stabilization)
 
 
 class LLMDeploymentSpec(ApiModel):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from llmop.api.spec import AutoscalingSpec, DecodeLatencySLO
 from llmop.autoscale.capacity import CapacityModel, mean_itl_ms, replicas_for
 from llmop.autoscale.metrics import Observation
 
@@ -38,18 +39,18 @@ class PolicyConfig:
     max_trend_share: float = 0.25  # a trend adds at most this share of the current rate (a step is not a trend)
 
     @classmethod
-    def from_plan(cls, plan: Any, percentile: float, window_s: float, up_s: float, down_s: float) -> PolicyConfig:
-        """From an accepted `Plan` plus the spec's SLO percentile/window and stabilization windows (seconds)."""
+    def from_plan(cls, plan: Any, slo: DecodeLatencySLO, scaling: AutoscalingSpec) -> PolicyConfig:
+        """From an accepted `Plan` plus the spec's SLO and stabilization windows."""
         return cls(
             target_ms=float(plan.slo_target_ms),
-            percentile=float(percentile),
+            percentile=float(slo.percentile),
             min_replicas=int(plan.min_replicas),
             max_replicas=int(plan.max_replicas),
-            scale_up_stabilization_s=up_s,
-            scale_down_stabilization_s=down_s,
+            scale_up_stabilization_s=scaling.scale_up_s,
+            scale_down_stabilization_s=scaling.scale_down_s,
             capacity_per_replica=plan.max_concurrency_at_slo or None,
             decode_floor_ms=float(plan.decode_floor_ms),
-            window_s=window_s,
+            window_s=slo.window_s,
             capacity_model=CapacityModel.from_plan(plan),
             startup_s=float(getattr(plan, "startup_seconds", 0) or 0),
         )

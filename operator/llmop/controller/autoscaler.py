@@ -8,16 +8,15 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from llmop.api.spec import duration_seconds
 from llmop.api.status import ConditionType, get_condition, now_rfc3339, set_condition
 from llmop.autoscale.fallback import ProbeCache, Prober, needs_probe, service_endpoint, with_probe
 from llmop.autoscale.metrics import MetricsSource, Observation, PrometheusMetrics
-from llmop.autoscale.policy import Decision, PolicyConfig, PolicyState, decide
+from llmop.autoscale.policy import Decision, Direction, PolicyConfig, PolicyState, decide
 from llmop.controller import metrics
 from llmop.controller.kube import Kube
 from llmop.controller.plans import PlanCache
 from llmop.controller.settings import OperatorConfig
-from llmop.controller.status import EventIntent, status_changed
+from llmop.controller.status import EventIntent, recorded_replicas, status_changed
 from llmop.plan.types import Plan
 
 log = logging.getLogger("llmop.autoscaler")
@@ -143,6 +142,22 @@ class Autoscaler:
             self._sources[url] = self._source_for(url)
         return self._sources[url]
 
+    def _fixed(self, namespace: str, name: str, replicas: int, why: str) -> Decision | None:
+        """Without autoscaling the desired count is spec.replicas.min; written here too, so that status has one
+        writer of desiredReplicas whether or not the deployment autoscales."""
+        with self.locked(namespace, name):
+            fresh = self.kube.get_llmd(namespace, name)
+            if fresh is None:
+                return None
+            recorded = recorded_replicas(fresh.get("status") or {})
+            if recorded == replicas:
+                return None
+            self.kube.patch_llmd_status(namespace, name, {"desiredReplicas": replicas})
+        metrics.DESIRED_REPLICAS.labels(namespace, name).set(replicas)
+        direction: Direction = "up" if recorded is not None and replicas > recorded else "down"
+        reason = f"{why}: {replicas} replicas (spec.replicas.min)"
+        return Decision(replicas, direction, reason, None, False, why, PolicyState())
+
     def step(self, body: dict[str, Any]) -> Decision | None:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
@@ -152,12 +167,12 @@ class Autoscaler:
             return None
         slo = spec.slo.decode_latency
         if not spec.autoscaling.enabled or slo is None:
-            return None
-        window = duration_seconds(slo.window)
+            why = "autoscaling is disabled" if not spec.autoscaling.enabled else "no spec.slo.decodeLatency to scale on"
+            return self._fixed(namespace, name, result.min_replicas, why)
         url = spec.autoscaling.prometheus_url or self.config.prometheus_url
         if url:
             obs = self._source(url).observe(
-                namespace, name, result.engine, result.engine_version, slo.percentile, window
+                namespace, name, result.engine, result.engine_version, slo.percentile, slo.window_s
             )
         else:
             obs = Observation.failed(
@@ -165,18 +180,12 @@ class Autoscaler:
                 time.time(),
                 slo.percentile,
             )
-        policy = PolicyConfig.from_plan(
-            result,
-            slo.percentile,
-            window,
-            duration_seconds(spec.autoscaling.scale_up_stabilization),
-            duration_seconds(spec.autoscaling.scale_down_stabilization),
-        )
+        policy = PolicyConfig.from_plan(result, slo, spec.autoscaling)
         probe = spec.autoscaling.probe
         if probe is not None and probe.enabled and needs_probe(obs, policy.min_samples):
             # No traffic to read latency from: time a short generation through the engine (outside the lock).
             endpoint = probe.endpoint or service_endpoint(name, namespace, result.port)
-            found = self.probes.get(endpoint, result.engine, duration_seconds(probe.interval))
+            found = self.probes.get(endpoint, result.engine, probe.interval_s)
             obs = with_probe(obs, found, policy.min_samples)
         with self.locked(namespace, name):
             fresh = self.kube.get_llmd(namespace, name)
@@ -186,11 +195,8 @@ class Autoscaler:
             current = fresh.get("status") or {}
             # Scale from the operator's own last decision, not from the Deployment's count: a hand edit or
             # another writer's spec.replicas is drift the reconciler reverts, never a new baseline to hold.
-            recorded = current.get("desiredReplicas")
-            if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 0:
-                replicas = recorded
-            else:
-                replicas = int((deployment.get("spec") or {}).get("replicas") or 0)
+            recorded = recorded_replicas(current)
+            replicas = recorded if recorded is not None else int((deployment.get("spec") or {}).get("replicas") or 0)
             ready = int((deployment.get("status") or {}).get("readyReplicas") or 0)
             state = PolicyState.from_dict(current.get("autoscaler"))
             decision = decide(policy, state, obs, replicas, ready, time.time())

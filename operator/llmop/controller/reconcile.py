@@ -16,7 +16,7 @@ from llmop.controller.drift import managed_fields_drift
 from llmop.controller.kube import Kube
 from llmop.controller.plans import PlanCache
 from llmop.controller.settings import OperatorConfig
-from llmop.controller.status import Observed, compute_status, rollout_complete, status_changed
+from llmop.controller.status import Observed, compute_status, recorded_replicas, rollout_complete, status_changed
 from llmop.plan.planner import MAX_OBJECT_NAME
 from llmop.plan.types import Plan, PlanErrors
 from llmop.render.labels import selector_labels
@@ -39,10 +39,9 @@ def desired_replicas(body: dict[str, Any], result: Plan | PlanErrors) -> int | N
     """Replicas to run: the autoscaler's last decision within [min, max], or min when it has none."""
     if isinstance(result, PlanErrors):
         return None
-    status = body.get("status") or {}
     autoscaling = (body.get("spec") or {}).get("autoscaling") or {}
-    recorded = status.get("desiredReplicas")
-    if autoscaling.get("enabled", True) is False or not isinstance(recorded, int):
+    recorded = recorded_replicas(body.get("status") or {})
+    if autoscaling.get("enabled", True) is False or recorded is None:
         return result.min_replicas
     return min(max(recorded, result.min_replicas), result.max_replicas)
 
@@ -120,7 +119,7 @@ class Reconciler:
             pods = self.kube.list_pods(namespace, selector_labels(name))
         observed = Observed(deployment=deployment, pods=pods)
         current = body.get("status") or {}
-        update = compute_status(current, meta.get("generation"), result, observed, replicas, now_rfc3339())
+        update = compute_status(current, meta.get("generation"), result, observed, now_rfc3339())
         changed = status_changed(current, update.status)
         if changed:
             self.kube.patch_llmd_status(namespace, name, changed)

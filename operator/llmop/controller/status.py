@@ -34,6 +34,14 @@ class StatusUpdate:
     events: list[EventIntent]
 
 
+def recorded_replicas(status: dict[str, Any]) -> int | None:
+    """The autoscaler's last decision (status.desiredReplicas) when it is a sane count, else None."""
+    recorded = status.get("desiredReplicas")
+    if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 0:
+        return recorded
+    return None
+
+
 def plan_summary(plan: Plan) -> dict[str, Any]:
     return {
         "engine": plan.engine,
@@ -94,10 +102,10 @@ def compute_status(
     generation: int | None,
     result: Plan | PlanErrors,
     observed: Observed,
-    desired_replicas: int | None,
     now: str,
 ) -> StatusUpdate:
-    """New status (merged onto `current`) and the events that the transitions call for."""
+    """New status (merged onto `current`) and the events that the transitions call for. `desiredReplicas` is not
+    written here: the autoscaler (controller/autoscaler.py) is its only writer."""
     conditions: list[dict[str, Any]] = list(current.get("conditions") or [])
     events: list[EventIntent] = []
     previous_planned = get_condition(conditions, ConditionType.PLANNED)
@@ -131,8 +139,6 @@ def compute_status(
     desired, current_replicas, ready, updated = _deployment_counts(observed.deployment)
     status["replicas"] = current_replicas
     status["readyReplicas"] = ready
-    if desired_replicas is not None:
-        status["desiredReplicas"] = desired_replicas
     if observed.deployment is not None:
         status["deploymentName"] = observed.deployment["metadata"]["name"]
 
