@@ -30,8 +30,6 @@ class GPU:
     compute_capability: tuple[int, int]
     fp16_tflops: float
     gfd_product: str
-    gke_accelerator: str | None
-    karpenter_gpu_name: str | None
 
     @property
     def cc(self) -> int:
@@ -69,22 +67,18 @@ class GPU:
             return Architecture.AMPERE
         return Architecture.TURING
 
-    @property
-    def sm(self) -> str:
-        return f"sm{self.cc}"
-
 
 _GPUS = (
-    GPU("T4", 15360, 320, (7, 5), 65, "Tesla-T4", "nvidia-tesla-t4", "t4"),
-    GPU("A10G", 23028, 600, (8, 6), 70, "NVIDIA-A10G", None, "a10g"),
-    GPU("L4", 23034, 300, (8, 9), 121, "NVIDIA-L4", "nvidia-l4", "l4"),
-    GPU("L40S", 46068, 864, (8, 9), 362, "NVIDIA-L40S", None, "l40s"),
-    GPU("A100-40GB", 40960, 1555, (8, 0), 312, "NVIDIA-A100-SXM4-40GB", "nvidia-tesla-a100", "a100"),
-    GPU("A100-80GB", 81920, 2039, (8, 0), 312, "NVIDIA-A100-SXM4-80GB", "nvidia-a100-80gb", "a100"),
-    GPU("H100-80GB", 81559, 3350, (9, 0), 989, "NVIDIA-H100-80GB-HBM3", "nvidia-h100-80gb", "h100"),
-    GPU("H100-PCIe", 81559, 2000, (9, 0), 756, "NVIDIA-H100-PCIe", None, None),
-    GPU("H200", 143771, 4800, (9, 0), 989, "NVIDIA-H200", "nvidia-h200-141gb", "h200"),
-    GPU("B200", 183359, 7700, (10, 0), 2250, "NVIDIA-B200", "nvidia-b200", "b200"),
+    GPU("T4", 15360, 320, (7, 5), 65, "Tesla-T4"),
+    GPU("A10G", 23028, 600, (8, 6), 70, "NVIDIA-A10G"),
+    GPU("L4", 23034, 300, (8, 9), 121, "NVIDIA-L4"),
+    GPU("L40S", 46068, 864, (8, 9), 362, "NVIDIA-L40S"),
+    GPU("A100-40GB", 40960, 1555, (8, 0), 312, "NVIDIA-A100-SXM4-40GB"),
+    GPU("A100-80GB", 81920, 2039, (8, 0), 312, "NVIDIA-A100-SXM4-80GB"),
+    GPU("H100-80GB", 81559, 3350, (9, 0), 989, "NVIDIA-H100-80GB-HBM3"),
+    GPU("H100-PCIe", 81559, 2000, (9, 0), 756, "NVIDIA-H100-PCIe"),
+    GPU("H200", 143771, 4800, (9, 0), 989, "NVIDIA-H200"),
+    GPU("B200", 183359, 7700, (10, 0), 2250, "NVIDIA-B200"),
 )
 
 GPUS: dict[str, GPU] = {gpu.name: gpu for gpu in _GPUS}
@@ -96,11 +90,6 @@ GFD_MEMORY_LABEL = "nvidia.com/gpu.memory"
 GFD_CC_MAJOR_LABEL = "nvidia.com/gpu.compute.major"
 GFD_CC_MINOR_LABEL = "nvidia.com/gpu.compute.minor"
 GPU_RESOURCE = "nvidia.com/gpu"
-
-
-def gpu_names() -> list[str]:
-    """Catalog GPU type names, in catalog order (oldest first)."""
-    return list(GPUS)
 
 
 def node_labels(gpu: GPU, count: int) -> dict[str, str]:

@@ -107,7 +107,3 @@ def resolve_model(name: str) -> CatalogModel | None:
         if stem in model.aliases:
             return model
     return None
-
-
-def model_keys() -> list[str]:
-    return list(MODELS)

@@ -18,10 +18,6 @@ def parse_version(text: str) -> Version:
     return int(major), int(minor), int(patch or 0)
 
 
-def is_version(text: str) -> bool:
-    return _VERSION.match(text.strip()) is not None
-
-
 def in_range(version: Version, since: str | None, until: str | None) -> bool:
     """True when since <= version < until (either bound may be open)."""
     if since is not None and version < parse_version(since):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from llmop.plan.latency import DecodeModel
@@ -73,7 +73,6 @@ class Plan:
     decode_model: DecodeModel
     mean_context_tokens: float
     warnings: tuple[Finding, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The `plan` object of `llmop plan --json`."""
