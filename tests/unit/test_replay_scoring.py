@@ -1,0 +1,126 @@
+"""The benchmark's scoring, references and verdicts, on hand-made numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmop_dev.replay import references, score, suite
+from llmop_dev.replay.types import PodView, Request, View
+
+
+class _Workload:
+    """A step: 10 req/s until 600 s, then 30 req/s; 1000-token prompts, 200-token outputs."""
+
+    name = "step"
+    duration_s = 1200.0
+    requests: tuple[Request, ...] = ()
+
+    def intensity(self, t: float) -> float:
+        return 10.0 if t < 600 else 30.0
+
+    def mean_output_tokens(self, t: float) -> float:
+        return 200.0
+
+    def mean_prompt_tokens(self, t: float) -> float:
+        return 1000.0
+
+
+def _view(now: float, pods: int) -> View:
+    return View(now, tuple(PodView(f"p{i}", True, 0.0) for i in range(pods)), lambda expr: [])
+
+
+def _sizer(headroom: float = 0.0) -> references.Sizer:
+    return references.Sizer(_Workload(), lambda prompt, output: 4.0, headroom, 1, 20)
+
+
+def test_weighted_quantile_is_the_lowest_value_reaching_the_rank() -> None:
+    points = [(0.010, 90.0), (0.030, 5.0), (0.050, 5.0)]
+    assert score.weighted_quantile(points, 0.90) == 0.010
+    assert score.weighted_quantile(points, 0.95) == 0.030
+    assert score.weighted_quantile(points, 0.96) == 0.050
+    assert score.weighted_quantile([], 0.95) is None
+
+
+def test_a_minute_is_met_only_with_tpot_ttft_and_no_timeouts() -> None:
+    points = [(0.040, 95.0), (0.060, 5.0)]
+    assert score.judge_minute(0, points, [0.5, 1.0], 0.0, 0, 0.045, 95, 2.0).met
+    assert not score.judge_minute(0, points, [0.5, 1.0], 0.0, 0, 0.045, 99, 2.0).met  # p99 is 60 ms
+    assert score.judge_minute(0, points, [0.5] * 19 + [2.5], 0.0, 0, 0.045, 95, 2.0).met is not False
+    assert not score.judge_minute(0, points, [0.5] * 18 + [2.5, 2.5], 0.0, 0, 0.045, 95, 2.0).met
+    assert not score.judge_minute(0, points, [], 0.0, 1, 0.045, 95, 2.0).met
+    assert score.judge_minute(0, [], [], 0.0, 0, 0.045, 95, 2.0).met  # idle
+
+
+def test_summary_counts_met_and_queue_minutes() -> None:
+    minutes = [score.Minute(0, 0.01, 0.1, 0.0, 0, True), score.Minute(1, 0.09, 0.1, 3.0, 0, False),
+               score.Minute(2, 0.01, 0.1, 0.9, 2, False), score.Minute(3, None, None, 1.0, 0, True)]  # fmt: skip
+    result = score.summarize(minutes, [0.1, 0.2, 3.0], 7200.0, rejected=4)
+    assert (result.slo_minutes_pct, result.queue_minutes_pct, result.timeouts) == (50.0, 50.0, 2)
+    assert (result.gpu_hours, result.ttft_p95_s, result.rejected, result.minutes) == (2.0, 3.0, 4, 4)
+
+
+def test_sizer_uses_true_rate_capacity_and_headroom() -> None:
+    assert _sizer().need(0.0) == 3  # 10 / 4 -> 3
+    assert _sizer().need(900.0) == 8  # 30 / 4 -> 8 (7.5 up)
+    assert _sizer(0.2).need(900.0) == 9  # 36 / 4
+    assert references._rounded(1000.0) == 1024.0 and references._rounded(200.0) == 215.3
+
+
+def test_reactive_reference_scales_in_only_after_its_hold() -> None:
+    reference = references.ReactiveReference(_sizer(), hold_s=120.0)
+    assert reference.desired(_view(0.0, 5)) == 5  # needs 3, holds 5
+    assert reference.desired(_view(60.0, 5)) == 5
+    assert reference.desired(_view(120.0, 5)) == 3
+    assert reference.desired(_view(700.0, 3)) == 8  # up at once
+    assert references.ReactiveReference(_sizer(), hold_s=0.0).desired(_view(0.0, 5)) == 3
+
+
+def test_clairvoyant_oracle_starts_replicas_a_start_up_ahead() -> None:
+    oracle = references.ClairvoyantOracle(_sizer(), startup_s=120.0)
+    assert oracle.desired(_view(400.0, 3)) == 3
+    assert oracle.desired(_view(480.0, 3)) == 8  # 480 + 120 + 10 reaches the step at 600
+
+
+def test_frontier_interpolates_between_pareto_points() -> None:
+    points = [{"gpu_hours": 4.0, "slo_minutes_pct": 80.0}, {"gpu_hours": 6.0, "slo_minutes_pct": 90.0},
+              {"gpu_hours": 7.0, "slo_minutes_pct": 85.0}, {"gpu_hours": 8.0, "slo_minutes_pct": 95.0}]  # fmt: skip
+    assert references.frontier(points, 3.0) is None
+    assert references.frontier(points, 5.0) == 85.0
+    assert references.frontier(points, 7.0) == 92.5  # the dominated 7 h point is not on the frontier
+    assert references.frontier(points, 9.0) == 95.0
+
+
+def _row(policy: str, slo: float, gpu: float) -> dict[str, Any]:
+    return {"policy": policy, "slo_minutes_pct": slo, "gpu_hours": gpu}
+
+
+def test_domination_has_half_a_point_and_two_percent_of_slack() -> None:
+    assert suite.dominates(_row("a", 90.0, 5.0), _row("b", 90.0, 5.5))
+    assert suite.dominates(_row("a", 89.6, 5.0), _row("b", 90.0, 5.5))
+    assert not suite.dominates(_row("a", 89.4, 5.0), _row("b", 90.0, 5.5))
+    assert suite.dominates(_row("a", 95.0, 5.1), _row("b", 90.0, 5.0))
+    assert not suite.dominates(_row("a", 95.0, 5.2), _row("b", 90.0, 5.0))
+    assert not suite.dominates(_row("a", 90.0, 5.0), _row("b", 90.0, 5.0))
+
+
+def _cell(speed: float, llmop: float) -> dict[str, Any]:
+    frontier = [{"headroom": 0.0, "hold_s": 0.0, "gpu_hours": 4.0, "slo_minutes_pct": 80.0},
+                {"headroom": 0.2, "hold_s": 0.0, "gpu_hours": 6.0, "slo_minutes_pct": 90.0}]  # fmt: skip
+    rows = [_row("llmop", llmop, 5.0), _row("hpa", 84.0, 6.0), _row("keda", 99.0, 9.0)]
+    return {"key": f"s|t|120|{speed:g}|0", "spec": "s", "trace": "t", "startup_s": 120.0, "gpu_speed": speed,
+            "rows": rows, "frontier": frontier}  # fmt: skip
+
+
+def test_verdicts_count_frontier_baselines_and_slow_gpu() -> None:
+    result = suite.verdicts([_cell(1.0, 86.0), _cell(0.8, 82.0)])
+    assert result["frontier"]["met"] == 1  # 82 < 85 - 1 at 5 GPU-hours
+    assert result["frontier"]["misses"] == [{"key": "s|t|120|0.8|0", "llmop": 82.0, "frontier": 85.0}]
+    assert (result["baselines"]["pairs"], result["baselines"]["dominated"]) == (
+        4,
+        1,
+    )  # hpa at 1.0 only (82 < 84 - 0.5 at 0.8); keda never
+    assert result["gpu_speed_0_8"] == {
+        "compared": 1,
+        "within_3pt": 0,
+        "losses": [{"key": "s|t|120|0.8|0", "loss_pt": 4.0}],
+    }
