@@ -81,6 +81,7 @@ def _known_metrics() -> set[str]:
         "vllm:time_to_first_token_seconds",
         "tgi_batch_inference_duration",
         "tgi_request_queue_duration",
+        "tgi_request_mean_time_per_token_duration",
     ):
         known |= {f"{histogram}_{suffix}" for suffix in ("bucket", "count", "sum")}
     known |= {"vllm:request_success_total", "vllm:generation_tokens_total", "vllm:num_requests_running"}

@@ -21,7 +21,7 @@ def test_every_query_is_selected_by_deployment_and_balanced(engine: str) -> None
         assert expr.count('llmdeployment="llama"') == expr.count('namespace="ml"') >= 1, name
 
 
-def test_vllm_latency_falls_back_to_the_pre_0_11_name_and_tgi_uses_decode_steps() -> None:
+def test_vllm_latency_falls_back_to_the_pre_0_11_name_and_tgi_uses_time_per_token() -> None:
     vllm = query("vllm", "decode_latency_quantile").render("ml", "x", 120, 0.95)
     assert vllm.startswith("histogram_quantile(0.95, sum by (le, namespace, llmdeployment) (")
     assert (
@@ -30,7 +30,15 @@ def test_vllm_latency_falls_back_to_the_pre_0_11_name_and_tgi_uses_decode_steps(
     )
     assert "[120s]" in vllm
     tgi = query("tgi", "decode_latency_quantile").render("ml", "x", 60, 0.99)
-    assert 'tgi_batch_inference_duration_bucket{method="decode",namespace="ml"' in tgi and "0.99" in tgi
+    assert tgi == (
+        "histogram_quantile(0.99, sum by (le, namespace, llmdeployment) "
+        '(rate(tgi_request_mean_time_per_token_duration_bucket{namespace="ml",llmdeployment="x"}[60s])))'
+    )
+    samples = query("tgi", "decode_samples").render("ml", "x", 60, 0.99)
+    assert samples == (
+        "sum by (namespace, llmdeployment) "
+        '(increase(tgi_request_mean_time_per_token_duration_count{namespace="ml",llmdeployment="x"}[60s]))'
+    )
 
 
 def test_kv_usage_name_follows_the_version() -> None:
@@ -49,3 +57,53 @@ def test_quantile_matches_prometheus_algorithm_and_flags_the_first_bucket() -> N
     value, below = resolve_quantile(0.95, [(0.01, 100.0), (0.025, 100.0), (float("inf"), 100.0)])
     assert value == 0.01 and below
     assert bucket_quantile(0.95, [(0.01, 0.0), (float("inf"), 0.0)]) != bucket_quantile(0.5, buckets)  # NaN
+
+
+def _runner(answers: dict[str, list[dict[str, object]]]):  # type: ignore[no-untyped-def]
+    """A PromQL runner answering by the metric a query reads (first match in `answers`), else no series."""
+
+    def run(expr: str) -> list[dict[str, object]]:
+        return next((rows for metric, rows in answers.items() if metric in expr), [])
+
+    return run
+
+
+def test_idle_tgi_pod_without_gauges_reads_as_no_traffic_not_missing_data() -> None:
+    from llmop.autoscale.metrics import PrometheusMetrics
+
+    idle = PrometheusMetrics("t", runner=_runner({}), clock=lambda: 7.0).observe("ml", "x", "tgi", None, 95, 60)
+    assert (idle.error, idle.running, idle.waiting, idle.latency_ms, idle.samples, idle.observed_at) == (
+        None, 0.0, 0.0, None, 0.0, 7.0
+    )  # fmt: skip
+    vllm = PrometheusMetrics("t", runner=_runner({})).observe("ml", "x", "vllm", None, 95, 60)
+    assert vllm.error == "no running/waiting series for ml/x in Prometheus (no vllm pod scraped?)"
+    bucket = {"metric": {"le": "+Inf"}, "value": [0, "0.5"]}
+    served = _runner({"tgi_request_mean_time_per_token_duration_bucket": [bucket]})
+    gone = PrometheusMetrics("t", runner=served).observe("ml", "x", "tgi", None, 95, 60)
+    assert gone.error == "no running/waiting series for ml/x in Prometheus (no tgi pod scraped?)"
+    finished = _runner({"tgi_request_success": [{"metric": {}, "value": [0, "0"]}]})
+    assert PrometheusMetrics("t", runner=finished).observe("ml", "x", "tgi").error is not None
+
+
+def test_prometheus_failure_stays_an_error_for_tgi() -> None:
+    from llmop.autoscale.metrics import PrometheusMetrics
+
+    def broken(expr: str) -> list[dict[str, object]]:
+        raise ConnectionError("refused")
+
+    observation = PrometheusMetrics("http://p", runner=broken).observe("ml", "x", "tgi")
+    assert observation.error == "prometheus http://p: ConnectionError: refused" and observation.running is None
+
+
+def test_tgi_decode_latency_is_the_per_request_time_per_token() -> None:
+    from llmop.autoscale.metrics import PrometheusMetrics
+
+    edges = ["0.0225", "0.03375", "+Inf"]  # per-token seconds; 10 req/s over 60 s, 9 of them <= 33.75 ms
+    rows = [{"metric": {"le": le}, "value": [0, str(v)]} for le, v in zip(edges, (0.0, 9.0, 10.0), strict=True)]
+    gauges = {"tgi_batch_current_size": [{"metric": {}, "value": [0, "12"]}],
+              "tgi_queue_size": [{"metric": {}, "value": [0, "3"]}]}  # fmt: skip
+    runner = _runner({"tgi_request_mean_time_per_token_duration_bucket": rows, **gauges})
+    observation = PrometheusMetrics("t", runner=runner).observe("ml", "x", "tgi", None, 50, 60)
+    assert observation.error is None and (observation.running, observation.waiting) == (12.0, 3.0)
+    assert observation.samples == 600.0
+    assert observation.latency_ms == pytest.approx((0.0225 + 0.01125 * 5 / 9) * 1000)

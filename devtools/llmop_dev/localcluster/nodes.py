@@ -17,7 +17,7 @@ KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 KWOK_NODE_VALUE = "fake"  # kwok runs with --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake
 KWOK_TYPE_LABEL = "type"
 KWOK_TYPE_VALUE = "kwok"
-POOL_LABEL = "llmop_dev.localcluster/pool"
+POOL_LABEL = "llmop.dev/pool"  # a label prefix must be a DNS subdomain: no `_`
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 # GPU node pools are commonly tainted so that only pods asking for GPUs land there (GKE adds this exact
@@ -46,7 +46,7 @@ class NodePool:
 
     @property
     def name(self) -> str:
-        """Pool name as used in node names and the llmop_dev.localcluster/pool label, e.g. `h100-80gb-x8` or `cpu`."""
+        """Pool name as used in node names and the llmop.dev/pool label, e.g. `h100-80gb-x8` or `cpu`."""
         return "cpu" if self.gpu is None else f"{self.gpu.lower()}-x{self.gpus_per_node}"
 
     def node_name(self, index: int) -> str:

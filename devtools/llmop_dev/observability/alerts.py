@@ -37,8 +37,8 @@ from llmop_dev.observability.queries import (
 #            (vLLM: 10, 25, 50, 75, 100, 150, 200 ms ...; TGI: 0.1 ms x 1.5^k); otherwise it under-counts slow
 #            tokens. A target above the largest edge has no SLI (no series, no alert).
 #            vLLM: vllm:inter_token_latency_seconds, one observation per generated token.
-#            TGI: tgi_batch_inference_duration{method="decode"}, one observation per decode step (each step emits
-#            one token per running sequence), so its SLI is the share of decode steps slower than the target.
+#            TGI: tgi_request_mean_time_per_token_duration, one observation per finished request (its inference
+#            time / its tokens, prefill stalls included), so its SLI is the share of requests slower than the target.
 #   Burn     SLI / error budget; 1 spends the budget exactly over the SLO period (30 days).
 #   Alerts   fast: burn > 14.4 over 1h AND over 5m (2 % of a 30-day budget in 1 h), page;
 #            slow: burn > 6 over 6h AND over 30m (5 % in 6 h), ticket. The short window makes an alert stop

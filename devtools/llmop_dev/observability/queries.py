@@ -69,10 +69,10 @@ VLLM = EngineMetrics(
 
 TGI = EngineMetrics(
     engine="tgi",
-    decode_histogram="tgi_batch_inference_duration",
-    decode_matchers='method="decode"',
+    decode_histogram="tgi_request_mean_time_per_token_duration",
+    decode_matchers="",
     decode_edges=tgi_duration_edges(),
-    decode_meaning="decode-step latency: one observation per batch step, each step emits one token per sequence",
+    decode_meaning="per-request mean time per token (inference time / generated tokens, prefill stalls included)",
     generated_tokens_counter="tgi_request_generated_tokens_sum",
     running_gauge="tgi_batch_current_size",
 )

@@ -15,7 +15,7 @@ import yaml
 from llmop.plan.parse import Resource, parse_resource
 from llmop.plan.planner import plan
 from llmop.plan.types import Plan, PlanErrors
-from llmop_dev.sim.traces import TraceError, load
+from llmop_dev.replay.traces import TraceError, load_workload
 
 
 class _Fail(Exception):
@@ -56,14 +56,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     fleet = Fleet()
     try:
         loads = _parse_load(args.load or [])
-        trace = load(args.trace) if args.trace else None
+        fleet.loads, fleet.default_load = loads, (args.rps, args.output_tokens)
+        fleet.trace = load_workload(args.trace) if args.trace else None
         for path in args.file or []:
             resource, result = _resource(path)
             rps, tokens = loads.get((resource.namespace, resource.name), (args.rps, args.output_tokens))
             fleet.add(StaticDeployment(resource.namespace, resource.name, result, args.replicas, rps, tokens,
                                        startup_seconds=args.startup_seconds))  # fmt: skip
-            if trace:
-                fleet.set_trace(resource.namespace, resource.name, trace)
+            if fleet.trace is not None and (resource.namespace, resource.name) not in loads:
+                fleet.set_trace(resource.namespace, resource.name, fleet.trace)
         server = SimServer(fleet, args.port)
     except (_Fail, TraceError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -72,7 +73,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not args.file:
         from llmop_dev.sim.cluster import ClusterSync
 
-        sync = ClusterSync(fleet, args.kubeconfig, args.startup_seconds, args.rps, args.output_tokens)
+        sync = ClusterSync(fleet, args.kubeconfig, args.startup_seconds)
         sync.start()
     server.start()
     print(f"llmop sim serving {server.url}/metrics", flush=True)
@@ -80,16 +81,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
         while not stopped.wait(0.5):
-            if trace and sync is not None:
-                with fleet.lock:
-                    for namespace, name in list(fleet.sims):
-                        if (namespace, name) not in fleet.traces and (namespace, name) not in loads:
-                            fleet.set_trace(namespace, name, trace)
-            if sync is not None:
-                for (namespace, name), (rps, tokens) in loads.items():
-                    if (namespace, name) in fleet.sims and fleet.sims[(namespace, name)].workload.rps != rps:
-                        fleet.set_load(namespace, name, rps, tokens)
-                loads = {k: v for k, v in loads.items() if k not in fleet.sims}
+            pass
     except KeyboardInterrupt:
         pass
     if sync is not None:
@@ -122,7 +114,9 @@ def register(subparsers: Any) -> None:
     p_serve.add_argument("--kubeconfig", help="cluster mode (default when no -f): mirror Ready pods of LLMDeployments")
     p_serve.add_argument("-f", "--file", action="append", help="standalone mode: an LLMDeployment YAML (repeatable)")
     p_serve.add_argument("--replicas", type=int, default=1, help="standalone mode: pods per deployment")
-    p_serve.add_argument("--trace", help="trace CSV replayed in real time (looping) for every deployment")
+    p_serve.add_argument(
+        "--trace", help="trace file (any replay format) replayed in real time, looping, for every deployment"
+    )
     p_serve.add_argument("--rps", type=float, default=0.0, help="constant load per deployment")
     p_serve.add_argument("--output-tokens", type=float, default=256.0)
     p_serve.add_argument("--load", action="append", help="NAMESPACE/NAME=RPS[:OUTPUT_TOKENS] (repeatable)")

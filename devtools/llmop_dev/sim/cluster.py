@@ -12,9 +12,8 @@ from llmop.plan.parse import parse_resource
 from llmop.plan.planner import plan
 from llmop.plan.types import Plan
 from llmop.render.labels import SELECTOR_LABEL
-from llmop_dev.sim.fleet import DeploymentSim
-from llmop_dev.sim.model import Workload
-from llmop_dev.sim.server import Fleet
+from llmop_dev.sim.deployment import DeploymentSim
+from llmop_dev.sim.fleet import Fleet
 
 log = logging.getLogger("llmop_dev.sim.cluster")
 
@@ -49,8 +48,6 @@ class ClusterSync:
         fleet: Fleet,
         kubeconfig: str | None = None,
         startup_seconds: float | None = None,
-        default_rps: float = 0.0,
-        default_output_tokens: float = 256.0,
         interval_s: float = 2.0,
     ) -> None:
         from kubernetes import client, config
@@ -60,8 +57,6 @@ class ClusterSync:
         self.custom = client.CustomObjectsApi()
         self.fleet = fleet
         self.startup_seconds = startup_seconds
-        self.default_rps = default_rps
-        self.default_output_tokens = default_output_tokens
         self.interval_s = interval_s
         self._plans: dict[tuple[str, str], tuple[str, Plan]] = {}
         self._stop = threading.Event()
@@ -84,22 +79,23 @@ class ClusterSync:
                     continue
                 self._plans[key] = (fingerprint, result)
             wanted.add(key)
-            self._ensure(key, self._plans[key][1])
+            self._ensure(key, self._plans[key][1], now)
         with self.fleet.lock:
             for key in [k for k in self.fleet.sims if k not in wanted]:
                 del self.fleet.sims[key]
             for key in wanted:
                 self._sync_pods(self.fleet.sims[key], pods, now)
 
-    def _ensure(self, key: tuple[str, str], result: Plan) -> None:
+    def _ensure(self, key: tuple[str, str], result: Plan, now: float) -> None:
+        """A deployment new to the simulator gets the fleet's starting load; a re-plan keeps its pods and load."""
         with self.fleet.lock:
             sim = self.fleet.sims.get(key)
             if sim is not None and sim.plan == result:
                 return
-            workload = sim.workload if sim else Workload(self.default_rps, self.default_output_tokens)
-            fresh = DeploymentSim(key[0], key[1], result, workload, startup_seconds=self.startup_seconds)
+            source = sim.source if sim else self.fleet.new_source(key[0], key[1], now)
+            fresh = DeploymentSim(key[0], key[1], result, source, self.startup_seconds, now=now)
             if sim is not None:
-                fresh.pods = sim.pods
+                fresh.pods, fresh.queue, fresh.now = sim.pods, sim.queue, sim.now
             self.fleet.sims[key] = fresh
 
     def _sync_pods(self, sim: DeploymentSim, pods: list[dict[str, Any]], now: float) -> None:
@@ -115,8 +111,7 @@ class ClusterSync:
             sim.remove_pod(name, now)
         for name, created in ready.items():
             if name not in sim.pods:
-                pod = sim.add_pod(created, name=name)
-                pod.created_at = created
+                sim.add_pod(created, name=name)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="llmop-sim-cluster", daemon=True)

@@ -3,133 +3,57 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from llmop.plan.types import Plan
-from llmop_dev.sim.exposition import exposition
-from llmop_dev.sim.fleet import DeploymentSim
-from llmop_dev.sim.model import DEFAULT_PROMPT_TOKENS, Workload
-from llmop_dev.sim.traces import Trace
+from llmop_dev.sim.deployment import DeploymentSim
+from llmop_dev.sim.fleet import Fleet, StaticDeployment
+
+__all__ = ["Fleet", "Handler", "SimServer", "StaticDeployment", "stream_tokens"]
 
 MAX_STREAM_TOKENS = 256
+POLL_S = 0.002  # how often a streaming request's handler advances its deployment
+LOOKAHEAD_S = 0.015  # ... that far past the wall clock, so a token is known before it is due
 WORDS = ("the", "model", "decodes", "one", "token", "per", "step", "while", "memory", "bandwidth", "bounds", "it")
 
 
-@dataclass(frozen=True)
-class StaticDeployment:
-    """A deployment for standalone mode (no cluster): its pods are created ready at start."""
+def stream_tokens(fleet: Fleet, sim: DeploymentSim, prompt: str, count: int, limit_s: float = 60.0) -> Iterator[int]:
+    """Submit a request to the simulated engines and yield 1..n as each output token reaches the client.
 
-    namespace: str
-    name: str
-    plan: Plan
-    replicas: int = 1
-    rps: float = 0.0
-    output_tokens: float = 256.0
-    prompt_tokens: float = DEFAULT_PROMPT_TOKENS
-    startup_seconds: float | None = None
-
-
-class Fleet:
-    """All simulated deployments, advanced in real time by a ticker thread; thread-safe."""
-
-    def __init__(self, tick_s: float = 1.0) -> None:
-        self.tick_s = tick_s
-        self.lock = threading.RLock()
-        self.sims: dict[tuple[str, str], DeploymentSim] = {}
-        self.traces: dict[tuple[str, str], tuple[Trace, float]] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._last = time.time()
-
-    def add(self, spec: StaticDeployment, now: float | None = None, ready: bool = True) -> DeploymentSim:
-        now = time.time() if now is None else now
-        work = Workload(spec.rps, spec.output_tokens, spec.prompt_tokens)
-        sim = DeploymentSim(spec.namespace, spec.name, spec.plan, work, startup_seconds=spec.startup_seconds)
-        for _ in range(spec.replicas):
-            sim.add_pod(now, ready_at=now if ready else None)
-        with self.lock:
-            self.sims[(spec.namespace, spec.name)] = sim
-        return sim
-
-    def set_load(self, namespace: str, name: str, rps: float, output_tokens: float | None = None,
-                 prompt_tokens: float | None = None) -> bool:  # fmt: skip
-        with self.lock:
-            sim = self.sims.get((namespace, name))
-            if sim is None:
-                return False
-            old = sim.workload
-            sim.workload = Workload(
-                max(rps, 0.0),
-                old.output_tokens if output_tokens is None else max(output_tokens, 1.0),
-                old.prompt_tokens if prompt_tokens is None else max(prompt_tokens, 0.0),
-            )
-            self.traces.pop((namespace, name), None)
-            return True
-
-    def set_trace(self, namespace: str, name: str, trace: Trace, started: float | None = None) -> None:
-        with self.lock:
-            self.traces[(namespace, name)] = (trace, time.time() if started is None else started)
-
-    def advance(self, now: float) -> None:
-        with self.lock:
-            dt = max(now - self._last, 0.0)
-            self._last = now
-            if dt <= 0:
-                return
-            for key, sim in self.sims.items():
-                if key in self.traces:
-                    trace, started = self.traces[key]
-                    point = trace.at((now - started) % trace.duration)
-                    sim.workload = Workload(point.rps, point.output_tokens, sim.workload.prompt_tokens)
-                sim.advance(now - dt, dt)
-
-    def metrics_text(self) -> str:
-        with self.lock:
-            return exposition(list(self.sims.values()), time.time())
-
-    def state(self) -> list[dict[str, Any]]:
-        now = time.time()
-        with self.lock:
-            return [
-                {
-                    "namespace": sim.namespace,
-                    "name": sim.name,
-                    "engine": sim.engine,
-                    "rps": sim.workload.rps,
-                    "meanOutputTokens": sim.workload.output_tokens,
-                    "pods": len(sim.pods),
-                    "serving": len(sim.serving_pods(now)),
-                    "itlMs": round(sim.current_itl_ms(now), 3),
-                    "waiting": round(sum(p.queue for p in sim.pods.values()), 2),
-                }
-                for sim in self.sims.values()
-            ]
-
-    def find(self, namespace: str | None, name: str | None, model: str | None) -> DeploymentSim | None:
-        with self.lock:
-            if namespace and name:
-                return self.sims.get((namespace, name))
-            matches = [s for s in self.sims.values() if model in (None, "", s.name, s.plan.model_name)]
-            return matches[0] if matches else None
-
-    def start(self) -> None:
-        self._last = time.time()
-        self._thread = threading.Thread(target=self._run, name="llmop-sim-ticker", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.tick_s):
-            self.advance(time.time())
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+    Every POLL_S the handler advances the deployment to LOOKAHEAD_S past the wall clock; tokens the engine
+    generated between two polls are spread evenly over that interval of engine time (a run of decode steps has
+    equal steps) and each is released when the wall clock reaches its engine time: tokens stream at the engine's
+    step times, not at the poll's."""
+    with fleet.lock:
+        request = sim.submit(max(len(prompt) // 4, 1), count, time.time())
+        last_at = sim.now
+    sent = seen = 0
+    deadline = time.time() + limit_s
+    while sent < request.output_tokens and time.time() < deadline:
+        time.sleep(POLL_S)
+        with fleet.lock:
+            sim.advance(time.time() + LOOKAHEAD_S)
+            progress = sim.progress(request)
+        tokens = min(progress.tokens, request.output_tokens)
+        if tokens > seen:
+            for k in range(max(seen, sent) + 1, tokens + 1):
+                at = last_at + (progress.at - last_at) * (k - seen) / (tokens - seen)
+                delay = at - time.time()
+                if delay > 0:
+                    time.sleep(delay)
+                sent = k
+                yield k
+            seen = tokens
+        last_at = max(progress.at, last_at)
+        if progress.done:
+            break
+    for k in range(sent + 1, request.output_tokens + 1):  # gone from the engines (finished) before a poll saw it
+        yield k
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -138,10 +62,14 @@ class Handler(BaseHTTPRequestHandler):
     selects a deployment; otherwise the request's `model` field, or the first one."""
 
     server: SimServer
-    protocol_version = "HTTP/1.0"
+    protocol_version = "HTTP/1.1"  # streams are chunked, one event a chunk, as uvicorn and axum send them
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as uvicorn: no Nagle delay per token
 
     # -- plumbing -----------------------------------------------------------------------------------------------
     def _route(self) -> tuple[str | None, str | None, str]:
@@ -229,81 +157,76 @@ class Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": f"no route {path}"})
 
     # -- generation ---------------------------------------------------------------------------------------------
-    def _timing(self, sim: DeploymentSim, prompt: str) -> tuple[float, float]:
-        """(seconds to the first token, seconds per further token) from the simulated fleet right now."""
-        now = time.time()
-        with self.server.fleet.lock:
-            itl_ms = sim.current_itl_ms(now)
-            prefill_ms = max(len(prompt) // 4, 1) * sim.physics.prefill_ms_per_token
-            serving = sim.serving_pods(now)
-            backlog = min((p.queue for p in serving), default=0.0)
-            rate = sim.workload.rps / max(len(serving), 1)
-        queue_s = backlog / rate if rate > 0 and backlog > 0 else 0.0
-        return min(queue_s, 30.0) + (prefill_ms + itl_ms) / 1000.0, itl_ms / 1000.0
-
     def _stream_start(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+
+    def _stream_end(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     def _event(self, payload: Any) -> None:
         data = payload if isinstance(payload, str) else json.dumps(payload)
-        self.wfile.write(f"data: {data}\n\n".encode())
+        event = f"data: {data}\n\n".encode()
+        self.wfile.write(f"{len(event):x}\r\n".encode() + event + b"\r\n")
         self.wfile.flush()
 
     def _openai(self, sim: DeploymentSim, path: str, body: dict[str, Any]) -> None:
         chat = path.endswith("chat/completions")
         prompt = json.dumps(body.get("messages")) if chat else str(body.get("prompt", ""))
         count = max(1, min(int(body.get("max_tokens") or body.get("max_completion_tokens") or 16), MAX_STREAM_TOKENS))
-        first_s, per_s = self._timing(sim, prompt)
         ident, created, model = f"cmpl-{uuid.uuid4().hex[:16]}", int(time.time()), sim.plan.model_name
         kind = "chat.completion.chunk" if chat else "text_completion"
-        words = [" " + WORDS[i % len(WORDS)] for i in range(count)]
+        tokens = stream_tokens(self.server.fleet, sim, prompt, count)
         if not body.get("stream"):
-            time.sleep(first_s + per_s * (count - 1))
-            text = "".join(words)
-            choice = (
+            count = sum(1 for _ in tokens)
+            text = "".join(" " + WORDS[i % len(WORDS)] for i in range(count))
+            whole: dict[str, Any] = (
                 {"index": 0, "message": {"role": "assistant", "content": text}} if chat else {"index": 0, "text": text}
             )
             usage = {"prompt_tokens": max(len(prompt) // 4, 1), "completion_tokens": count}
             self._json(200, {"id": ident, "object": kind.removesuffix(".chunk"), "created": created, "model": model,
-                             "choices": [{**choice, "finish_reason": "length"}], "usage": usage})  # fmt: skip
+                             "choices": [{**whole, "finish_reason": "length"}], "usage": usage})  # fmt: skip
             return
         self._stream_start()
-        for index, word in enumerate(words):
-            time.sleep(first_s if index == 0 else per_s)
-            finish = "length" if index == count - 1 else None
+        for index in tokens:
+            word = " " + WORDS[(index - 1) % len(WORDS)]
+            finish = "length" if index == count else None
             if chat:
-                delta = {"role": "assistant", "content": word} if index == 0 else {"content": word}
+                delta = {"role": "assistant", "content": word} if index == 1 else {"content": word}
                 choice: dict[str, Any] = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
             else:
                 choice = {"index": 0, "text": word, "logprobs": None, "finish_reason": finish}
             self._event({"id": ident, "object": kind, "created": created, "model": model, "choices": [choice]})
         self._event("[DONE]")
+        self._stream_end()
 
     def _tgi(self, sim: DeploymentSim, body: dict[str, Any], stream: bool) -> None:
         prompt = str(body.get("inputs", ""))
         parameters = body.get("parameters") or {}
         count = max(1, min(int(parameters.get("max_new_tokens") or 20), MAX_STREAM_TOKENS))
-        first_s, per_s = self._timing(sim, prompt)
         words = [" " + WORDS[i % len(WORDS)] for i in range(count)]
         details = {"finish_reason": "length", "generated_tokens": count, "seed": None}
+        tokens = stream_tokens(self.server.fleet, sim, prompt, count)
         if not stream:
-            time.sleep(first_s + per_s * (count - 1))
+            for _ in tokens:
+                pass
             self._json(200, {"generated_text": "".join(words), "details": details})
             return
         self._stream_start()
-        for index, word in enumerate(words):
-            time.sleep(first_s if index == 0 else per_s)
-            last = index == count - 1
+        for index in tokens:
+            last = index == count
             self._event({
-                "index": index + 1,
-                "token": {"id": 1000 + index, "text": word, "logprob": -0.5, "special": False},
+                "index": index,
+                "token": {"id": 1000 + index, "text": words[index - 1], "logprob": -0.5, "special": False},
                 "generated_text": "".join(words) if last else None,
                 "details": details if last else None,
                 "top_tokens": None,
             })  # fmt: skip
+        self._stream_end()
 
 
 class SimServer(ThreadingHTTPServer):

@@ -116,6 +116,11 @@ def _scalar(result: list[dict[str, Any]]) -> float | None:
     return None if math.isnan(value) or math.isinf(value) else value
 
 
+def _has_data(bucket_rows: list[dict[str, Any]], run: Runner) -> bool:
+    """Whether the decode histogram or the finished-request counter has any series in the window."""
+    return bool(bucket_rows) or bool(run("request_rate"))
+
+
 class PrometheusMetrics:
     """Reads one Observation per deployment through prometheus-api-client's `custom_query`."""
 
@@ -178,6 +183,11 @@ class PrometheusMetrics:
         bucket_rows = run("decode_latency_buckets")
         running = _scalar(run("running"))
         waiting = _scalar(run("waiting"))
+        if engine == "tgi" and running is None and waiting is None and not _has_data(bucket_rows, run):
+            # TGI's router creates tgi_queue_size / tgi_batch_current_size at its first request: an idle pod that
+            # never served has neither, nor any request histogram. Nothing at all in the window reads as no traffic
+            # (the probe fallback can then measure it); a histogram without gauges is still missing data.
+            return Observation(None, 0.0, 0.0, 0.0, None, now, percentile=percentile)
         if running is None or waiting is None:
             return Observation.failed(
                 f"no running/waiting series for {namespace}/{name} in Prometheus (no {engine} pod scraped?)",

@@ -146,8 +146,15 @@ def _vllm(version: tuple[int, int, int]) -> tuple[Query, ...]:
 
 
 def _tgi() -> tuple[Query, ...]:
-    decode = '{method="decode",${selector}}'
-    buckets = f"rate(tgi_batch_inference_duration_bucket{decode}[${{window}}])"
+    # Decode latency: TGI has no per-token histogram. `tgi_batch_inference_duration{method="decode"}` is one sample
+    # per batch step whatever the batch, and a step that stalls on a (non-chunked) prefill is a `prefill` sample, so
+    # its quantile weights a 2-sequence step like a 200-sequence one and leaves out the prefill stalls the decoding
+    # sequences wait through. `tgi_request_mean_time_per_token_duration` (router/src/server.rs: inference time /
+    # generated tokens, one sample per request at completion) is the documented per-token series: it includes the
+    # stalls and follows the batch each request really saw. It is per request, not per token (a long answer counts
+    # once) and lags by a request's duration; `decode_samples` counts requests.
+    tpot = "tgi_request_mean_time_per_token_duration"
+    buckets = f"rate({tpot}_bucket{{${{selector}}}}[${{window}}])"
     # TGI has no TTFT histogram: queue-time quantile plus the mean prefill step approximates it.
     ttft = (
         _quantile_of("rate(tgi_request_queue_duration_bucket{${selector}}[${window}])")
@@ -156,14 +163,19 @@ def _tgi() -> tuple[Query, ...]:
         + ")"
     )
     return (
-        Query("decode_latency_quantile", _quantile_of(buckets), "s", "p-quantile of the decode step over the window"),
-        Query("decode_latency_buckets", f"sum by (le) ({buckets})", "1/s", "decode-step bucket rates"),
-        Query("decode_latency_mean", _mean_of("tgi_batch_inference_duration", 'method="decode",'), "s", "mean step"),
+        Query(
+            "decode_latency_quantile",
+            _quantile_of(buckets),
+            "s",
+            "p-quantile of per-request mean time per token (includes prefill stalls; observed at completion)",
+        ),
+        Query("decode_latency_buckets", f"sum by (le) ({buckets})", "1/s", "mean-time-per-token bucket rates"),
+        Query("decode_latency_mean", _mean_of(tpot), "s", "mean of the per-request mean time per token"),
         Query(
             "decode_samples",
-            f"sum by ({BY}) (increase(tgi_batch_inference_duration_count{decode}[${{window}}]))",
-            "steps",
-            "decode steps in the window",
+            f"sum by ({BY}) (increase({tpot}_count{{${{selector}}}}[${{window}}]))",
+            "requests",
+            "finished requests (time-per-token observations) in the window",
         ),
         Query("running", f"sum by ({BY}) (tgi_batch_current_size{{${{selector}}}})", "requests", "in the batch"),
         Query("waiting", f"sum by ({BY}) (tgi_queue_size{{${{selector}}}})", "requests", "queued"),
@@ -182,12 +194,6 @@ def _tgi() -> tuple[Query, ...]:
         ),
         Query("mean_prompt_tokens", _mean_of("tgi_request_input_length"), "tokens", "mean prompt length"),
         Query("mean_output_tokens", _mean_of("tgi_request_generated_tokens"), "tokens", "mean output length"),
-        Query(
-            "mean_time_per_token",
-            _quantile_of("rate(tgi_request_mean_time_per_token_duration_bucket{${selector}}[${window}])"),
-            "s",
-            "p-quantile of per-request mean time per token (includes prefill; observed at completion)",
-        ),
     )
 
 
