@@ -23,8 +23,13 @@ HERE = Path(__file__).resolve().parent
 
 
 def _cell(cell: suite.Cell, scale: float) -> dict[str, Any]:
+    if scale <= 0:  # no load at all meets the SLO on this trace: nothing for an autoscaler to do
+        return {"key": cell.key, "infeasible": True, "reason": "the SLO cannot be met at any rate on this trace"}
     extras = cell.startup_s == 120.0 and cell.gpu_speed == 1.0
-    return suite.replay_cell(cell, scale, extras)
+    try:
+        return suite.replay_cell(cell, scale, extras)
+    except Exception as error:  # one broken cell must not lose the others
+        return {"key": cell.key, "error": f"{type(error).__name__}: {error}"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,12 +56,14 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("choose --suite, --quick or --report")
         _run(cells, cells_file, args.jobs)
     done = suite.read_cells(cells_file)
+    skipped = [c for c in suite.read_cells(cells_file, replayed_only=False) if "rows" not in c]
     if not done:
         print("no cells on file", file=sys.stderr)
         return 1
-    summary = {"verdicts": suite.verdicts(done), "cells": len(done), "peak_replicas": suite.PEAK_REPLICAS}
+    summary = {"verdicts": suite.verdicts(done), "cells": len(done), "peak_replicas": suite.PEAK_REPLICAS,
+               "skipped": skipped}  # fmt: skip
     (out / "autoscale.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    text = markdown(done, summary["verdicts"])
+    text = markdown(done, summary["verdicts"], skipped)
     (out / "autoscale.md").write_text(text, encoding="utf-8")
     for spec in sorted({c["spec"] for c in done}):
         plot([c for c in done if c["spec"] == spec], out / f"autoscale-{spec}.png", spec)
@@ -65,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(cells: list[suite.Cell], cells_file: Path, jobs: int) -> None:
-    finished = {c["key"] for c in suite.read_cells(cells_file)}
+    finished = {c["key"] for c in suite.read_cells(cells_file, replayed_only=False) if "error" not in c}
     todo = [cell for cell in cells if cell.key not in finished]
     print(f"{len(cells)} cells, {len(todo)} to replay with {jobs} processes", flush=True)
     scales: dict[tuple[str, str], float] = {}
@@ -77,6 +84,8 @@ def _run(cells: list[suite.Cell], cells_file: Path, jobs: int) -> None:
         futures = {pool.submit(_cell, cell, scales[(cell.spec, cell.trace)]): cell for cell in todo}
         for count, future in enumerate(as_completed(futures), start=1):
             result = future.result()
+            if "error" in result:
+                print(f"cell {result['key']} failed: {result['error']}", flush=True)
             with cells_file.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(result) + "\n")
             took = time.monotonic() - started

@@ -154,8 +154,9 @@ def _row(cell: dict[str, Any], policy: str) -> dict[str, Any]:
     return next(row for row in cell["rows"] if row["policy"] == policy)
 
 
-def read_cells(path: Path) -> list[dict[str, Any]]:
-    """Cells already written (JSON lines), the last one of each key winning."""
+def read_cells(path: Path, replayed_only: bool = True) -> list[dict[str, Any]]:
+    """Cells already written (JSON lines), the last one of each key winning; without the infeasible and failed
+    ones unless `replayed_only` is False."""
     if not path.exists():
         return []
     cells: dict[str, dict[str, Any]] = {}
@@ -163,7 +164,7 @@ def read_cells(path: Path) -> list[dict[str, Any]]:
         if line.strip():
             cell = json.loads(line)
             cells[cell["key"]] = cell
-    return list(cells.values())
+    return [c for c in cells.values() if not replayed_only or "rows" in c]
 
 
 def frontier_gap(cell: dict[str, Any], policy: str) -> float | None:

@@ -19,7 +19,7 @@ def _gap(cell: dict[str, Any], policy: str) -> str:
     return "cheaper than all" if gap is None else f"{gap:+.1f}"
 
 
-def markdown(cells: list[dict[str, Any]], verdicts: dict[str, Any]) -> str:
+def markdown(cells: list[dict[str, Any]], verdicts: dict[str, Any], skipped: list[dict[str, Any]]) -> str:
     """Every cell: SLO-minutes % / GPU-hours per policy, llmop's gap to the frontier, and the verdicts."""
     lines = [
         "## Autoscaling benchmark (independent simulator)",
@@ -54,6 +54,9 @@ def markdown(cells: list[dict[str, Any]], verdicts: dict[str, Any]) -> str:
         for cell in extra:
             rows = {row["policy"]: row for row in cell["rows"]}
             lines.append(f"| {cell['spec']} | {cell['trace']} | " + " | ".join(_fmt(rows[n]) for n in names) + " |")
+    if skipped:
+        lines += ["", "Cells not replayed:", ""]
+        lines += [f"- {c['key']}: {c.get('reason') or c.get('error')}" for c in skipped]
     misses = verdicts["frontier"]["misses"]
     if misses:
         lines += ["", "Cells where llmop is more than 1 point below the frontier:", ""]
