@@ -12,8 +12,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from llmop.catalog.engines import ENGINES, Engine
+
 TGI_FACTS_RESOURCE = "tgi_launcher_3_3_7.json"
-VLLM_VERSION = "0.33.0"
+VLLM_VERSION = ENGINES[Engine.VLLM].pinned_version  # scripts/vllm-venv.sh pins the same (a unit test checks)
 VENV_MARKER = ".llmop-vllm-complete"
 ARGCHECK_SCRIPT = "vllm_argcheck.py"
 

@@ -19,7 +19,8 @@ _TESTS = Path(__file__).resolve().parents[1]
 if str(_TESTS) not in sys.path:
     sys.path.insert(0, str(_TESTS))
 
-from llmop.autoscale.promql import queries, render, selector  # noqa: E402
+from llmop.engines import queries  # noqa: E402
+from llmop.engines.promql import render, selector  # noqa: E402
 from llmop_dev.replay.exporter import TgiPodMetrics, VllmPodMetrics, render_text  # noqa: E402
 from llmop_dev.replay.prometheus import MiniPrometheus  # noqa: E402
 from llmop_dev.replay.types import ScrapeTarget  # noqa: E402

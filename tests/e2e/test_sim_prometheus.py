@@ -1,4 +1,4 @@
-"""The simulator scraped by the real Prometheus: every query in promql.py parses and returns data."""
+"""The simulator scraped by the real Prometheus: every query of llmop.engines parses and returns data."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ if str(_TESTS) not in sys.path:
     sys.path.insert(0, str(_TESTS))
 
 from llmop.autoscale.metrics import PrometheusMetrics  # noqa: E402
-from llmop.autoscale.promql import queries, selector  # noqa: E402
+from llmop.engines import queries  # noqa: E402
+from llmop.engines.promql import selector  # noqa: E402
 from llmop.plan.parse import parse_resource  # noqa: E402
 from llmop.plan.planner import plan  # noqa: E402
 from llmop.plan.types import Plan  # noqa: E402

@@ -77,3 +77,13 @@ def test_dtype_follows_bf16_support() -> None:
     assert _plan("vllm", "A10G").dtype == "bfloat16"
     t4 = _plan("vllm", "T4")
     assert t4.args[t4.args.index("--dtype") + 1] == "float16"
+
+
+def test_the_vllm_venv_script_pins_the_catalog_version() -> None:
+    """scripts/vllm-venv.sh builds the parser venv of the version the catalog pins (one version, two places)."""
+    from pathlib import Path
+
+    from llmop.catalog.engines import ENGINES
+
+    script = (Path(__file__).resolve().parents[2] / "scripts/vllm-venv.sh").read_text(encoding="utf-8")
+    assert f"\nVLLM_VERSION={ENGINES[Engine.VLLM].pinned_version}\n" in script

@@ -162,8 +162,8 @@ def test_dashboard_has_required_variables_panels_and_annotation() -> None:
 
 
 def test_decode_histograms_match_the_autoscaler() -> None:
-    """The SLO rules read the histograms the autoscaler reads (llmop.autoscale.promql), per engine."""
-    from llmop.autoscale import promql
+    """The SLO rules read the histograms the autoscaler reads (llmop.engines), per engine."""
+    from llmop import engines as promql
 
     for engine in queries.ENGINES:
         template = promql.query(engine.engine, "decode_latency_quantile").template
@@ -173,7 +173,7 @@ def test_decode_histograms_match_the_autoscaler() -> None:
 
 
 def test_tgi_edges_match_the_autoscaler() -> None:
-    from llmop.autoscale import promql
+    from llmop import engines as promql
 
     assert [queries.le_label(e) for e in promql.buckets_for("tgi")] == [
         queries.le_label(e) for e in queries.TGI.decode_edges

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from llmop.catalog.engines import Engine
 from llmop.catalog.gpus import GPU_RESOURCE, GPUS
-from llmop.plan.args import OWNED_FLAGS
+from llmop.engines import adapter
 from llmop.plan.memory import AUTO_MIN_SEQUENCES, TP_CHOICES
 from llmop.plan.parse import parse_spec
 from llmop.plan.planner import plan, resolve_architecture
@@ -95,8 +95,8 @@ def _vllm_spellings(flag: str) -> list[str]:
 
 
 OWNED_SPELLINGS = sorted(
-    {s for flag in OWNED_FLAGS[Engine.VLLM] for s in _vllm_spellings(flag)}
-    | {s for flag in OWNED_FLAGS[Engine.TGI] for s in (flag, flag + "=1")}
+    {s for flag in adapter(Engine.VLLM).owned_flags for s in _vllm_spellings(flag)}
+    | {s for flag in adapter(Engine.TGI).owned_flags for s in (flag, flag + "=1")}
     | {"-p9000", "-ep9000", "-e", "-g5"}
 )
 BENIGN_ARGS = [
@@ -271,7 +271,7 @@ VLLM_OWNED = {
     "headless": ["--headless"],
     "config": ["--config"],
 }
-TGI_OWNED_LONG = {flag for flag in OWNED_FLAGS[Engine.TGI] if flag.startswith("--")}
+TGI_OWNED_LONG = {flag for flag in adapter(Engine.TGI).owned_flags if flag.startswith("--")}
 TGI_SHORTS_WITHOUT_VALUE = {"e"}  # clap: --env is a switch, so a short cluster like -ep9000 goes on after it
 
 
@@ -345,8 +345,8 @@ def tgi_owned_counts(args: Sequence[str]) -> Counter[str]:
 
 
 def test_owned_flag_models_cover_the_owned_sets() -> None:
-    assert {s for spellings in VLLM_OWNED.values() for s in spellings} == OWNED_FLAGS[Engine.VLLM]
-    assert TGI_OWNED_LONG | {"-p"} == OWNED_FLAGS[Engine.TGI]
+    assert {s for spellings in VLLM_OWNED.values() for s in spellings} == adapter(Engine.VLLM).owned_flags
+    assert TGI_OWNED_LONG | {"-p"} == adapter(Engine.TGI).owned_flags
     # the models see through the spellings the engines accept
     assert vllm_owned_counts(["m", "-tp", "1", "--tensor_parallel_size=4"])["tensor_parallel"] == 2
     assert vllm_owned_counts(["m", "--tensor-parallel", "4", "-qawq", "-t", "2"])["tensor_parallel"] == 2

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from llmop.autoscale.metrics import bucket_quantile, resolve_quantile
-from llmop.autoscale.promql import query, query_templates, render, selector
+from llmop.engines import query, query_templates
+from llmop.engines.promql import render, selector
 
 NAMES = {"decode_latency_quantile", "decode_latency_buckets", "decode_samples", "running", "waiting",
          "ttft_quantile", "request_rate", "mean_prompt_tokens", "mean_output_tokens", "waiting_growth"}  # fmt: skip

@@ -11,7 +11,10 @@ import pytest
 
 from llmop.autoscale.metrics import PrometheusMetrics
 from llmop.autoscale.metrics import bucket_quantile as operator_bucket_quantile
-from llmop.autoscale.promql import TGI_DURATION_BUCKETS_S, VLLM_ITL_BUCKETS_S, queries, render, selector
+from llmop.engines import queries
+from llmop.engines.promql import render, selector
+from llmop.engines.tgi import DURATION_BUCKETS_S as TGI_DURATION_BUCKETS_S
+from llmop.engines.vllm import ITL_BUCKETS_S as VLLM_ITL_BUCKETS_S
 from llmop_dev.replay.exporter import TgiPodMetrics, VllmPodMetrics, go_float, render_text, rust_float
 from llmop_dev.replay.prometheus import MiniPrometheus, PromQLError, format_value
 from llmop_dev.replay.promql_eval import bucket_quantile

@@ -10,7 +10,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmop.autoscale.metrics import bucket_quantile
-from llmop.autoscale.promql import VLLM_ITL_BUCKETS_S
+from llmop.engines.vllm import ITL_BUCKETS_S as VLLM_ITL_BUCKETS_S
 from llmop.plan.parse import parse_resource
 from llmop.plan.planner import plan
 from llmop.plan.types import Plan

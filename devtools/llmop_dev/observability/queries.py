@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from string import Template
 
-from llmop.autoscale import promql
+from llmop import engines as promql
+from llmop.engines import tgi, vllm
 
 # Every engine series carries these after the PodMonitor's relabelling (pod label llmop.io/llmdeployment ->
 # `llmdeployment`, plus the target's `namespace` and `pod`); the operator's own llmop_* series carry them natively.
@@ -20,12 +21,12 @@ ON = f"on ({BY})"
 OPERATOR_JOB = "llmop-operator"
 
 # vLLM ITL/TPOT buckets, identical in 0.11 and 0.33 (vllm/v1/metrics/buckets.py; engines.md 2.1).
-VLLM_DECODE_EDGES: tuple[float, ...] = promql.VLLM_ITL_BUCKETS_S
+VLLM_DECODE_EDGES: tuple[float, ...] = vllm.ITL_BUCKETS_S
 
 
 def tgi_duration_edges() -> tuple[float, ...]:
-    """TGI's `*duration` buckets (router/src/server.rs: value *= 1.5, 35 times, from 0.0001), from autoscale.promql."""
-    return promql.TGI_DURATION_BUCKETS_S
+    """TGI's `*duration` buckets (router/src/server.rs: value *= 1.5, 35 times, from 0.0001), from llmop.engines."""
+    return tgi.DURATION_BUCKETS_S
 
 
 def le_label(edge: float) -> str:
@@ -42,10 +43,10 @@ def le_label(edge: float) -> str:
 
 @dataclass(frozen=True)
 class EngineMetrics:
-    """The engine series the SLO rules and the alerts read (the autoscaler's queries live in autoscale.promql)."""
+    """The engine series the SLO rules and the alerts read (the autoscaler's queries live in llmop.engines)."""
 
     engine: str
-    decode_histogram: str  # the decode-latency histogram (base name, seconds), as autoscale.promql reads it
+    decode_histogram: str  # the decode-latency histogram (base name, seconds), as llmop.engines reads it
     decode_matchers: str  # extra label matchers on it, "" for none
     decode_edges: tuple[float, ...]
     decode_meaning: str
@@ -118,7 +119,7 @@ def either(expressions: Sequence[str]) -> str:
 
 
 def autoscaler_query(name: str, matchers: str, window: str, quantile: float = 0.95) -> str:
-    """An autoscale.promql query (newest engine versions) for every engine that has it, or-ed across engines.
+    """An llmop.engines query (newest engine versions) for every engine that has it, or-ed across engines.
 
     `matchers` replaces the per-LLMDeployment selector (e.g. Grafana's `namespace=~"$namespace", ...`) and
     `window` both the SLO window and the rate window (e.g. `$__rate_interval`).
@@ -132,7 +133,7 @@ def autoscaler_query(name: str, matchers: str, window: str, quantile: float = 0.
         values = {"selector": matchers, "window": window, "rate_window": window, "quantile": f"{quantile:g}"}
         parts.append(Template(template).substitute(values))
     if not parts:
-        raise KeyError(f"autoscale.promql has no query {name!r}")
+        raise KeyError(f"llmop.engines has no query {name!r}")
     return either(parts)
 
 

@@ -7,7 +7,9 @@ from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
-from llmop.autoscale.promql import TGI_DURATION_BUCKETS_S, VLLM_ITL_BUCKETS_S, VLLM_TTFT_BUCKETS_S
+from llmop.engines.tgi import DURATION_BUCKETS_S as TGI_DURATION_BUCKETS_S
+from llmop.engines.vllm import ITL_BUCKETS_S as VLLM_ITL_BUCKETS_S
+from llmop.engines.vllm import TTFT_BUCKETS_S as VLLM_TTFT_BUCKETS_S
 
 SampleTuple = tuple[str, dict[str, str], float]
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any
+
+from llmop.engines import adapter
+from llmop.plan.types import Plan
 
 DEFAULT_PROMPT_TOKENS = 1024
-DEFAULT_MAX_NUM_SEQS = 256  # vLLM's --max-num-seqs default; TGI is bounded by its token budget only
 DEFAULT_CHUNK_TOKENS = 2048  # chunked-prefill budget per step
 PREFILL_EFFICIENCY = 0.5  # share of peak fp16 tensor throughput a prefill GEMM reaches
 
@@ -25,7 +26,7 @@ class CapacityModel:
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS
 
     @classmethod
-    def from_plan(cls, plan: Any, max_num_seqs: int | None = None) -> CapacityModel:
+    def from_plan(cls, plan: Plan, max_num_seqs: int | None = None) -> CapacityModel:
         model = plan.decode_model
         base = model.step_ms(0, 0.0)
         per_context = (model.step_ms(1, 1000.0) - model.step_ms(1, 0.0)) / 1000.0
@@ -34,7 +35,7 @@ class CapacityModel:
         if max_num_seqs is None:
             max_num_seqs = _engine_arg_int(plan.args, "--max-num-seqs")
             if max_num_seqs is None:
-                max_num_seqs = DEFAULT_MAX_NUM_SEQS if plan.engine == "vllm" else 4096
+                max_num_seqs = adapter(plan.engine).default_max_num_seqs
         return cls(
             base_ms=base,
             per_seq_ms=model.step_ms(1, 0.0) - base,

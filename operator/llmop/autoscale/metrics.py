@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from llmop.autoscale.promql import Query, queries, render, selector
+from llmop.engines import queries
+from llmop.engines.promql import Query, render, selector
 
 # Quantiles that land in the first bucket are only known to be <= its upper edge (vLLM: 10 ms).
 COARSE_FIRST_BUCKET_S = 0.001

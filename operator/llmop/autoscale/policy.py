@@ -10,6 +10,7 @@ from typing import Any, Literal
 from llmop.api.spec import AutoscalingSpec, DecodeLatencySLO
 from llmop.autoscale.capacity import CapacityModel, mean_itl_ms, replicas_for
 from llmop.autoscale.metrics import Observation
+from llmop.plan.types import Plan
 
 Direction = Literal["up", "down", "hold"]
 
@@ -39,10 +40,10 @@ class PolicyConfig:
     max_trend_share: float = 0.25  # a trend adds at most this share of the current rate (a step is not a trend)
 
     @classmethod
-    def from_plan(cls, plan: Any, slo: DecodeLatencySLO, scaling: AutoscalingSpec) -> PolicyConfig:
+    def from_plan(cls, plan: Plan, slo: DecodeLatencySLO, scaling: AutoscalingSpec) -> PolicyConfig:
         """From an accepted `Plan` plus the spec's SLO and stabilization windows."""
         return cls(
-            target_ms=float(plan.slo_target_ms),
+            target_ms=float(slo.target_ms),
             percentile=float(slo.percentile),
             min_replicas=int(plan.min_replicas),
             max_replicas=int(plan.max_replicas),
@@ -52,7 +53,7 @@ class PolicyConfig:
             decode_floor_ms=float(plan.decode_floor_ms),
             window_s=slo.window_s,
             capacity_model=CapacityModel.from_plan(plan),
-            startup_s=float(getattr(plan, "startup_seconds", 0) or 0),
+            startup_s=float(plan.startup_seconds),
         )
 
     @property

@@ -1,12 +1,13 @@
-"""Engine catalog: vLLM and TGI versions, ports, probes, images per GPU architecture, attention kernels."""
+"""Engine catalog rows: vLLM and TGI versions, ports, probes and images per GPU architecture (the rest of what
+llmop knows about each engine lives in llmop/engines/)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
 
-from llmop.catalog.gpus import GPU, Architecture
-from llmop.catalog.versions import Version, in_range, parse_version
+from llmop.catalog.gpus import Architecture
+from llmop.catalog.versions import Version, parse_version
 
 
 class Engine(StrEnum):
@@ -69,17 +70,6 @@ ENGINES: dict[Engine, EngineInfo] = {
 DEFAULT_IMAGE_REGISTRY = "ghcr.io/llmop"
 
 
-class AttentionKernel(StrEnum):
-    """The attention implementation a plan runs (reported in status and `llmop plan`)."""
-
-    FLASH_ATTENTION_3 = "flash-attention-3"
-    FLASH_ATTENTION_2 = "flash-attention-2"
-    FLASHINFER = "flashinfer"
-    TRITON = "triton"
-    FLEX = "flex-attention"
-    PAGED = "paged"
-
-
 @dataclass(frozen=True)
 class ImageBuild:
     """One engine image llmop builds per GPU architecture (images/<engine>/Dockerfile build args)."""
@@ -116,68 +106,3 @@ def image_build(engine: Engine, architecture: Architecture) -> ImageBuild | None
         if build.engine == engine and build.architecture == architecture:
             return build
     return None
-
-
-@dataclass(frozen=True)
-class AttentionChoice:
-    """The attention kernel for a GPU and how to ask the engine for it."""
-
-    kernel: AttentionKernel
-    args: tuple[str, ...]
-    env: tuple[tuple[str, str], ...]
-    note: str | None = None
-
-
-def vllm_attention(gpu: GPU, version: Version) -> AttentionChoice:
-    """vLLM's backend for a dense decoder on this GPU, and the flag or env var for this version.
-
-    0.33 picks the first of FLASH_ATTN, FLASHINFER, TRITON_ATTN that supports the GPU, except FlashInfer
-    first on cc 10.x; FLASH_ATTN needs cc >= 8.0 and runs FA3 on sm9x, FA2 otherwise
-    (platforms/cuda.py _get_backend_priorities, fa_utils.get_flash_attn_version). 0.11 used
-    FlexAttention below cc 8.0. `--attention-backend` exists from 0.13.0; `VLLM_ATTENTION_BACKEND` was
-    removed in 0.15.0, so versions before 0.13 get the env var.
-    """
-    if gpu.cc >= 100:
-        kernel, backend = AttentionKernel.FLASHINFER, "FLASHINFER"
-    elif gpu.cc >= 90:
-        kernel, backend = AttentionKernel.FLASH_ATTENTION_3, "FLASH_ATTN"
-    elif gpu.cc >= 80:
-        kernel, backend = AttentionKernel.FLASH_ATTENTION_2, "FLASH_ATTN"
-    elif in_range(version, None, "0.13.0"):
-        kernel, backend = AttentionKernel.FLEX, "FLEX_ATTENTION"
-    else:
-        kernel, backend = AttentionKernel.TRITON, "TRITON_ATTN"
-    note = None
-    if gpu.cc < 80:
-        note = (
-            f"{gpu.name} (cc {gpu.cc_text}) cannot run FlashAttention-2 (needs cc 8.0); "
-            f"vLLM uses {backend} instead, with slower prefill"
-        )
-    if in_range(version, "0.13.0", None):
-        return AttentionChoice(kernel, ("--attention-backend", backend), (), note)
-    return AttentionChoice(kernel, (), (("VLLM_ATTENTION_BACKEND", backend),), note)
-
-
-def tgi_attention(gpu: GPU) -> AttentionChoice:
-    """TGI's attention for this GPU: FlashInfer decode with FA2 prefill from cc 8.0, paged below.
-
-    The launcher defaults ATTENTION to flashinfer and falls back to paged for cc < 8
-    (launcher/src/main.rs resolve_attention); prefix caching is only supported with flashinfer or
-    flashdecoding, so paged attention also sets PREFIX_CACHING=0.
-    """
-    if gpu.cc >= 80:
-        return AttentionChoice(AttentionKernel.FLASHINFER, (), (("ATTENTION", "flashinfer"),))
-    return AttentionChoice(
-        AttentionKernel.PAGED,
-        (),
-        (("ATTENTION", "paged"), ("PREFIX_CACHING", "0")),
-        f"{gpu.name} (cc {gpu.cc_text}) cannot run FlashAttention-2 (needs cc 8.0); "
-        "TGI uses paged attention with the FlashAttention-1 prefill build",
-    )
-
-
-def gpu_memory_utilization(engine: Engine, version: Version) -> float:
-    """Fraction of GPU memory the engine takes: vLLM 0.9 up to 0.19, 0.92 from 0.20; TGI's 0.90 wiggle room."""
-    if engine == Engine.VLLM:
-        return 0.92 if in_range(version, "0.20.0", None) else 0.9
-    return 0.9

@@ -44,7 +44,7 @@ def recorded_replicas(status: dict[str, Any]) -> int | None:
 
 def plan_summary(plan: Plan) -> dict[str, Any]:
     return {
-        "engine": plan.engine,
+        "engine": plan.engine.value,
         "engineVersion": plan.engine_version,
         "image": plan.image,
         "gpuType": plan.gpu_type,

@@ -9,8 +9,8 @@ from llmop.catalog.versions import Version, in_range, parse_version
 from llmop.plan.types import Finding
 
 
-def _other_engine(engine: Engine) -> Engine:
-    return Engine.TGI if engine == Engine.VLLM else Engine.VLLM
+def _other_engines(engine: Engine) -> list[Engine]:
+    return [other for other in Engine if other != engine]
 
 
 def _methods_that_work(engine: Engine, version: Version, gpu: GPU) -> list[str]:
@@ -50,11 +50,11 @@ def resolve_quantization(
         return rule
     name = ENGINES[engine].display_name
     alternatives = _methods_that_work(engine, version, gpu)
-    other = _other_engine(engine)
-    other_has = bool(_matching_rule(method.rules_for(other), _pinned(other), gpu))
-    suggestions = []
-    if other_has:
-        suggestions.append(f"engine {other.value}")
+    suggestions = [
+        f"engine {other.value}"
+        for other in _other_engines(engine)
+        if _matching_rule(method.rules_for(other), _pinned(other), gpu)
+    ]
     if alternatives:
         suggestions.append("quantization " + "/".join(alternatives))
     hint = f"; use {', or '.join(suggestions)}" if suggestions else ""
@@ -97,11 +97,12 @@ def engine_gpu_finding(engine: Engine, gpu: GPU) -> Finding | None:
     if image_build(engine, gpu.architecture) is not None:
         return None
     builds = [g.name for g in GPUS.values() if image_build(engine, g.architecture)]
+    engines = [other.value for other in _other_engines(engine) if image_build(other, gpu.architecture)]
+    use = f"Use engine {'/'.join(engines)}, or gpu.type" if engines else "Use gpu.type"
     return Finding(
         "spec.gpu.type",
         f"{ENGINES[engine].display_name} has no build for {gpu.name} ({gpu.architecture.value}, sm{gpu.cc}): "
-        f"its images target CUDA 12.4 and sm75-sm90. Use engine {_other_engine(engine).value}, or gpu.type "
-        f"{'/'.join(builds)}",
+        f"its images target CUDA 12.4 and sm75-sm90. {use} {'/'.join(builds)}",
     )
 
 

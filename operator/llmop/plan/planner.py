@@ -6,23 +6,15 @@ import re
 from collections.abc import Callable
 
 from llmop.api.spec import ArchitectureSpec, LLMDeploymentSpec
-from llmop.autoscale.promql import VLLM_ITL_BUCKETS_S
-from llmop.catalog.engines import (
-    DEFAULT_IMAGE_REGISTRY,
-    ENGINES,
-    AttentionChoice,
-    Engine,
-    gpu_memory_utilization,
-    image_build,
-    tgi_attention,
-    vllm_attention,
-)
+from llmop.catalog.engines import DEFAULT_IMAGE_REGISTRY, ENGINES, Engine, image_build
 from llmop.catalog.gpus import GFD_PRODUCT_LABEL, GPU, GPUS
 from llmop.catalog.models import MODELS, Architecture, resolve_model
 from llmop.catalog.quantization import METHODS, EngineRule
 from llmop.catalog.versions import parse_version
-from llmop.plan.args import EngineLaunch, build_command, check_engine_args
+from llmop.engines import adapter
+from llmop.engines.base import AttentionChoice, EngineLaunch
 from llmop.plan.compat import choose_dtype, engine_gpu_finding, resolve_quantization
+from llmop.plan.engine_args import check_engine_args
 from llmop.plan.latency import DecodeModel
 from llmop.plan.memory import AUTO_MIN_SEQUENCES, GIB, TP_CHOICES, MemoryFit, fit, tp_divides_heads
 from llmop.plan.types import Finding, Plan, PlanErrors
@@ -74,7 +66,7 @@ def resolve_architecture(spec: LLMDeploymentSpec) -> Architecture | Finding:
 
 
 def _attention(engine: Engine, gpu: GPU, version: tuple[int, int, int]) -> AttentionChoice:
-    return vllm_attention(gpu, version) if engine == Engine.VLLM else tgi_attention(gpu)
+    return adapter(engine).attention(gpu, version)
 
 
 def _decode_model(gpu: GPU, architecture: Architecture, memory: MemoryFit, tp: int, efficiency: float) -> DecodeModel:
@@ -140,24 +132,6 @@ def _choose_tensor_parallel(
             if _decode_model(gpu, architecture, fits[tp], tp, efficiency).floor_ms() <= slo.target_ms:
                 return tp, []
     return candidates[0], []
-
-
-def _bucket_resolution_warning(target_ms: float) -> str | None:
-    """vLLM's inter-token-latency histogram is coarse: say so when the target is not on a bucket edge."""
-    edges_ms = [edge * 1000 for edge in VLLM_ITL_BUCKETS_S]
-    if any(abs(target_ms - edge) < 1e-6 for edge in edges_ms):
-        return None
-    if target_ms < edges_ms[0]:
-        return (
-            f"SLO {target_ms:g} ms is below vLLM's first inter-token-latency bucket ({edges_ms[0]:g} ms): "
-            f"Prometheus cannot resolve latencies under {edges_ms[0]:g} ms, so the SLO is judged at that edge"
-        )
-    lower = max(edge for edge in edges_ms if edge < target_ms)
-    upper = min((edge for edge in edges_ms if edge > target_ms), default=lower)
-    return (
-        f"SLO {target_ms:g} ms falls inside vLLM's {lower:g}-{upper:g} ms inter-token-latency bucket; the observed "
-        f"percentile is interpolated there. {lower:g} or {upper:g} ms are bucket edges and are judged exactly"
-    )
 
 
 def _smallest_fitting(fits: dict[int, MemoryFit], length: int, sequences: int) -> int | None:
@@ -250,7 +224,7 @@ def _accepted_plan(
     dtype = choose_dtype(gpu)
     if not gpu.bf16:
         warnings.append(Finding("spec.gpu.type", f"{gpu.name} has no bfloat16 (needs cc 8.0); serving in float16"))
-    utilization = gpu_memory_utilization(engine, version)
+    utilization = adapter(engine).memory_fraction(version)
 
     def fit_for(tp: int) -> MemoryFit:
         return fit(architecture, method, gpu, utilization, tp)
@@ -281,15 +255,13 @@ def _accepted_plan(
             )
         elif concurrency:
             step_at_target = model.step_ms(concurrency, context)
-        if engine == Engine.VLLM:
-            resolution = _bucket_resolution_warning(slo.target_ms)
-            if resolution:
-                warnings.append(Finding("spec.slo.decodeLatency.targetMs", resolution))
+        resolution = adapter(engine).slo_resolution_warning(slo.target_ms)
+        if resolution:
+            warnings.append(Finding("spec.slo.decodeLatency.targetMs", resolution))
     build = image_build(engine, gpu.architecture)
     assert build is not None  # engine_gpu_finding refused GPUs without a build
-    command, args, env = build_command(
+    command, args, env = adapter(engine).command(
         EngineLaunch(
-            engine=engine,
             model=spec.model.name,
             revision=spec.model.revision,
             tensor_parallel=tp,
@@ -303,7 +275,7 @@ def _accepted_plan(
     token = spec.model.token_secret_ref
     return Plan(
         name=name,
-        engine=engine.value,
+        engine=engine,
         engine_version=version_text,
         image=build.image(version_text, image_registry),
         gpu_type=gpu.name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from llmop.catalog.engines import Engine
 from llmop.plan.latency import DecodeModel
 
 
@@ -39,7 +40,7 @@ class Plan:
     """Everything the renderer needs, decided and explained."""
 
     name: str
-    engine: str
+    engine: Engine
     engine_version: str
     image: str
     gpu_type: str
@@ -77,7 +78,7 @@ class Plan:
     def to_json(self) -> dict[str, Any]:
         """The `plan` object of `llmop plan --json`."""
         return {
-            "engine": self.engine,
+            "engine": self.engine.value,
             "engineVersion": self.engine_version,
             "image": self.image,
             "gpuType": self.gpu_type,

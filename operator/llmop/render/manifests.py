@@ -8,7 +8,7 @@ from typing import Any
 
 from llmop.api.spec import API_VERSION, KIND
 from llmop.catalog.gpus import GPU_RESOURCE
-from llmop.plan.args import MODEL_CACHE_PATH
+from llmop.engines.base import MODEL_CACHE_PATH
 from llmop.plan.types import Plan
 from llmop.render.labels import selector_labels, standard_labels
 
@@ -45,7 +45,7 @@ def _metadata(plan: Plan, owner: Owner, name: str) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "name": name,
         "namespace": owner.namespace,
-        "labels": standard_labels(owner.name, plan.engine, plan.engine_version),
+        "labels": standard_labels(owner.name, plan.engine.value, plan.engine_version),
     }
     references = owner.reference()
     if references:
@@ -112,7 +112,7 @@ def pod_template(plan: Plan, owner: Owner) -> dict[str, Any]:
     }
     return {
         "metadata": {
-            "labels": standard_labels(owner.name, plan.engine, plan.engine_version),
+            "labels": standard_labels(owner.name, plan.engine.value, plan.engine_version),
             "annotations": {
                 "prometheus.io/scrape": "true",
                 "prometheus.io/port": str(plan.port),

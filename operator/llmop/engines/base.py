@@ -1,0 +1,96 @@
+"""What every engine module provides: the launch inputs, the attention choice and the EngineAdapter protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from llmop.catalog.engines import Engine, EngineInfo
+from llmop.catalog.gpus import GPU
+from llmop.catalog.versions import Version
+from llmop.engines.promql import Query
+
+MODEL_CACHE_PATH = "/models"
+
+
+class AttentionKernel(StrEnum):
+    """The attention implementation a plan runs (reported in status and `llmop plan`)."""
+
+    FLASH_ATTENTION_3 = "flash-attention-3"
+    FLASH_ATTENTION_2 = "flash-attention-2"
+    FLASHINFER = "flashinfer"
+    TRITON = "triton"
+    FLEX = "flex-attention"
+    PAGED = "paged"
+
+
+@dataclass(frozen=True)
+class AttentionChoice:
+    """The attention kernel for a GPU and how to ask the engine for it."""
+
+    kernel: AttentionKernel
+    args: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class EngineLaunch:
+    """Inputs to the engine command line that the planner has decided."""
+
+    model: str
+    revision: str | None
+    tensor_parallel: int
+    max_model_len: int
+    dtype: str
+    quantization_flag: str | None
+    attention: AttentionChoice
+    gpu_memory_utilization: float
+
+
+Command = tuple[tuple[str, ...], tuple[str, ...], dict[str, str]]  # container command, args, env
+
+
+class EngineAdapter(Protocol):
+    """One engine's knowledge, behind one interface (engines/vllm.py, engines/tgi.py)."""
+
+    engine: Engine
+    info: EngineInfo
+    owned_flags: frozenset[str]  # flags llmop sets; engineArgs may not override them (aliases included)
+    field_for_flag: Mapping[str, str]  # owned flag -> the spec field that sets it (for refusal messages)
+    default_max_num_seqs: int  # sequences the engine batches at most when no flag says otherwise
+
+    def owned_flag_set_by(self, arg: str) -> str | None:
+        """The owned flag that the engine's own parser would set from `arg`, or None."""
+        ...
+
+    def command(self, launch: EngineLaunch) -> Command:
+        """Container command, args and env (before user engineArgs are appended)."""
+        ...
+
+    def attention(self, gpu: GPU, version: Version) -> AttentionChoice: ...
+
+    def memory_fraction(self, version: Version) -> float:
+        """Share of GPU memory the engine takes for weights, activations and KV cache."""
+        ...
+
+    def queries(self, version: Version | None) -> tuple[Query, ...]:
+        """The PromQL set the autoscaler, dashboards and alerts read (None: the newest version)."""
+        ...
+
+    def latency_buckets_s(self) -> tuple[float, ...]:
+        """Upper bounds of the decode-latency histogram the queries read."""
+        ...
+
+    def slo_resolution_warning(self, target_ms: float) -> str | None:
+        """A warning when the decode-latency histogram cannot resolve `target_ms` exactly."""
+        ...
+
+    def stream_tokens(
+        self, endpoint: str, prompt: str, max_tokens: int, model: str | None, timeout_s: float
+    ) -> tuple[float, list[float]]:
+        """Stream a short generation through the engine's API: `time.perf_counter()` when the request was sent,
+        and at each token's arrival."""
+        ...

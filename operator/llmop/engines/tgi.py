@@ -1,0 +1,215 @@
+"""TGI 3.x: owned flags and how its launcher reads them, the command line, attention, memory share, PromQL,
+histogram buckets and the streaming probe."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from llmop.catalog.engines import ENGINES, Engine
+from llmop.catalog.gpus import GPU
+from llmop.catalog.versions import Version
+from llmop.engines.base import MODEL_CACHE_PATH, AttentionChoice, AttentionKernel, Command, EngineLaunch
+from llmop.engines.promql import BY, Query, counter_rate, gauge_sum, growth, mean_of, quantile_of
+
+
+def _duration_buckets(count: int = 35, start: float = 0.0001, ratio: float = 1.5) -> tuple[float, ...]:
+    """35 geometric buckets from 0.0001 * 1.5 with ratio 1.5 (router/src/server.rs), multiplied in a loop as the
+    router does (`value *= 1.5`), so the `le` strings match a real scrape."""
+    edges: list[float] = []
+    value = start
+    for _ in range(count):
+        value *= ratio
+        edges.append(value)
+    return tuple(edges)
+
+
+DURATION_BUCKETS_S: tuple[float, ...] = _duration_buckets()
+
+OWNED_FLAGS = frozenset(
+    {
+        "--model-id",
+        "--quantize",
+        "--num-shard",
+        "--sharded",
+        "--port",
+        "-p",
+        "--hostname",
+        "--dtype",
+        "--max-total-tokens",
+        "--max-input-tokens",
+        "--max-input-length",
+        "--revision",
+        "--huggingface-hub-cache",
+        "--prometheus-port",
+    }
+)
+FIELD_FOR_FLAG = MappingProxyType(
+    {
+        "--quantize": "spec.quantization",
+        "--num-shard": "spec.gpu.count",
+        "--sharded": "spec.gpu.count",
+        "--max-total-tokens": "spec.maxModelLen",
+        "--max-input-tokens": "spec.maxModelLen",
+        "--max-input-length": "spec.maxModelLen",
+        "--model-id": "spec.model.name",
+        "--revision": "spec.model.revision",
+    }
+)
+_SHORT_FLAGS_WITHOUT_VALUE = frozenset({"e"})  # --env; a cluster goes on after it
+
+
+def owned_flag_set_by(arg: str) -> str | None:
+    """TGI's launcher (clap 4) takes a short flag with its value attached (`-p9000`) and clusters of short flags
+    (`-ep9000`: --env, then --port 9000); long flags only by their exact name."""
+    name = arg.split("=", 1)[0]
+    if name in OWNED_FLAGS:
+        return name
+    if not name.startswith("-") or len(name) < 2 or name.startswith("--"):
+        return None
+    for letter in arg[1:]:
+        if f"-{letter}" in OWNED_FLAGS:
+            return f"-{letter}"
+        if letter not in _SHORT_FLAGS_WITHOUT_VALUE:
+            return None
+    return None
+
+
+def command(launch: EngineLaunch) -> Command:
+    info = ENGINES[Engine.TGI]
+    env = {"HF_HOME": MODEL_CACHE_PATH, **dict(launch.attention.env)}
+    args = ["--model-id", launch.model]
+    if launch.revision:
+        args += ["--revision", launch.revision]
+    args += [
+        "--hostname",
+        "0.0.0.0",
+        "--port",
+        str(info.port),
+        "--num-shard",
+        str(launch.tensor_parallel),
+        "--max-input-tokens",
+        str(launch.max_model_len - 1),
+        "--max-total-tokens",
+        str(launch.max_model_len),
+    ]
+    # `--dtype` "cannot be used with --quantize" (launcher/src/main.rs Args docs).
+    if launch.quantization_flag:
+        args += ["--quantize", launch.quantization_flag]
+    else:
+        args += ["--dtype", launch.dtype]
+    args += list(launch.attention.args)
+    return info.command, tuple(args), env
+
+
+def attention(gpu: GPU, version: Version) -> AttentionChoice:
+    """FlashInfer decode with FA2 prefill from cc 8.0, paged below.
+
+    The launcher defaults ATTENTION to flashinfer and falls back to paged for cc < 8
+    (launcher/src/main.rs resolve_attention); prefix caching is only supported with flashinfer or
+    flashdecoding, so paged attention also sets PREFIX_CACHING=0.
+    """
+    if gpu.cc >= 80:
+        return AttentionChoice(AttentionKernel.FLASHINFER, (), (("ATTENTION", "flashinfer"),))
+    return AttentionChoice(
+        AttentionKernel.PAGED,
+        (),
+        (("ATTENTION", "paged"), ("PREFIX_CACHING", "0")),
+        f"{gpu.name} (cc {gpu.cc_text}) cannot run FlashAttention-2 (needs cc 8.0); "
+        "TGI uses paged attention with the FlashAttention-1 prefill build",
+    )
+
+
+def memory_fraction(version: Version) -> float:
+    """TGI's --cuda-memory-fraction default with its wiggle room: 0.90."""
+    return 0.9
+
+
+def queries(version: Version | None) -> tuple[Query, ...]:
+    # Decode latency: TGI has no per-token histogram. `tgi_batch_inference_duration{method="decode"}` is one sample
+    # per batch step whatever the batch, and a step that stalls on a (non-chunked) prefill is a `prefill` sample, so
+    # its quantile weights a 2-sequence step like a 200-sequence one and leaves out the prefill stalls the decoding
+    # sequences wait through. `tgi_request_mean_time_per_token_duration` (router/src/server.rs: inference time /
+    # generated tokens, one sample per request at completion) is the documented per-token series: it includes the
+    # stalls and follows the batch each request really saw. It is per request, not per token (a long answer counts
+    # once) and lags by a request's duration; `decode_samples` counts requests.
+    tpot = "tgi_request_mean_time_per_token_duration"
+    buckets = f"rate({tpot}_bucket{{${{selector}}}}[${{window}}])"
+    # TGI has no TTFT histogram: queue-time quantile plus the mean prefill step approximates it.
+    ttft = (
+        quantile_of("rate(tgi_request_queue_duration_bucket{${selector}}[${window}])")
+        + f" + on ({BY}) ("
+        + mean_of("tgi_batch_inference_duration", 'method="prefill",')
+        + ")"
+    )
+    return (
+        Query(
+            "decode_latency_quantile",
+            quantile_of(buckets),
+            "s",
+            "p-quantile of per-request mean time per token (includes prefill stalls; observed at completion)",
+        ),
+        Query("decode_latency_buckets", f"sum by (le) ({buckets})", "1/s", "mean-time-per-token bucket rates"),
+        Query("decode_latency_mean", mean_of(tpot), "s", "mean of the per-request mean time per token"),
+        Query(
+            "decode_samples",
+            f"sum by ({BY}) (increase({tpot}_count{{${{selector}}}}[${{window}}]))",
+            "requests",
+            "finished requests (time-per-token observations) in the window",
+        ),
+        Query("running", gauge_sum("tgi_batch_current_size"), "requests", "in the batch"),
+        Query("waiting", gauge_sum("tgi_queue_size"), "requests", "queued"),
+        Query(
+            "waiting_growth",
+            growth("tgi_queue_size"),
+            "1/s",
+            "how fast the queue grows (arrivals beyond what is admitted)",
+        ),
+        Query("ttft_quantile", ttft, "s", "p-quantile of queue time plus the mean prefill step"),
+        Query("request_rate", counter_rate("tgi_request_success"), "1/s", "finished requests per second"),
+        Query("mean_prompt_tokens", mean_of("tgi_request_input_length"), "tokens", "mean prompt length"),
+        Query("mean_output_tokens", mean_of("tgi_request_generated_tokens"), "tokens", "mean output length"),
+    )
+
+
+def latency_buckets_s() -> tuple[float, ...]:
+    return DURATION_BUCKETS_S
+
+
+def slo_resolution_warning(target_ms: float) -> str | None:
+    """TGI's geometric buckets are 1.5x apart everywhere; no per-target warning (the planner never gave one)."""
+    return None
+
+
+def stream_tokens(
+    endpoint: str, prompt: str, max_tokens: int, model: str | None, timeout_s: float
+) -> tuple[float, list[float]]:
+    """A streaming /generate_stream request through huggingface's text-generation client."""
+    from text_generation import Client
+
+    client = Client(endpoint, timeout=int(max(timeout_s, 1)))
+    start = time.perf_counter()
+    stamps: list[float] = []
+    for response in client.generate_stream(prompt, max_new_tokens=max_tokens):
+        if not response.token.special:
+            stamps.append(time.perf_counter())
+    return start, stamps
+
+
+class TgiAdapter:
+    """TGI behind the EngineAdapter protocol."""
+
+    engine = Engine.TGI
+    info = ENGINES[Engine.TGI]
+    owned_flags = OWNED_FLAGS
+    field_for_flag: Mapping[str, str] = FIELD_FOR_FLAG
+    default_max_num_seqs = 4096  # bounded by its token budget only
+    owned_flag_set_by = staticmethod(owned_flag_set_by)
+    command = staticmethod(command)
+    attention = staticmethod(attention)
+    memory_fraction = staticmethod(memory_fraction)
+    queries = staticmethod(queries)
+    latency_buckets_s = staticmethod(latency_buckets_s)
+    slo_resolution_warning = staticmethod(slo_resolution_warning)
+    stream_tokens = staticmethod(stream_tokens)

@@ -1,0 +1,265 @@
+"""vLLM: owned flags and how its parser reads them, the command line, attention backend, memory share, PromQL,
+histogram buckets and the streaming probe, for the versions llmop supports (0.11 - 0.33)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from types import MappingProxyType
+
+import requests
+
+from llmop.catalog.engines import ENGINES, Engine
+from llmop.catalog.gpus import GPU
+from llmop.catalog.versions import Version, in_range
+from llmop.engines.base import MODEL_CACHE_PATH, AttentionChoice, AttentionKernel, Command, EngineLaunch
+from llmop.engines.promql import BY, Query, counter_rate, gauge_sum, growth, mean_of, quantile_of
+
+# ITL/TPOT buckets (identical 0.11 -> 0.33): nothing resolves below the first edge (10 ms).
+ITL_BUCKETS_S: tuple[float, ...] = (
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0,
+)  # fmt: skip
+TTFT_BUCKETS_S: tuple[float, ...] = (
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0,
+    160.0, 640.0, 2560.0,
+)  # fmt: skip
+NEWEST: Version = (99, 0, 0)
+
+OWNED_FLAGS = frozenset(
+    {
+        "--model",
+        "--quantization",
+        "-q",
+        "--tensor-parallel-size",
+        "-tp",
+        "--pipeline-parallel-size",
+        "-pp",
+        "--data-parallel-size",
+        "-dp",
+        "--port",
+        "--host",
+        "--uds",
+        "--dtype",
+        "--max-model-len",
+        "--revision",
+        "--attention-backend",
+        "--attention-config",
+        "-ac",
+        "--gpu-memory-utilization",
+        "--device-memory-utilization",
+        "--download-dir",
+        "--load-format",
+        "--config",  # a YAML file of options could set any owned flag
+        "--headless",
+    }
+)
+FIELD_FOR_FLAG = MappingProxyType(
+    {
+        "--quantization": "spec.quantization",
+        "-q": "spec.quantization",
+        "--tensor-parallel-size": "spec.gpu.count",
+        "-tp": "spec.gpu.count",
+        "--max-model-len": "spec.maxModelLen",
+        "--model": "spec.model.name",
+        "--revision": "spec.model.revision",
+    }
+)
+
+
+def owned_flag_set_by(arg: str) -> str | None:
+    """vLLM 0.33 (FlexibleArgumentParser over argparse) turns `_` into `-` in flag names (`--tensor_parallel_size`),
+    reads `--attention-config.backend=X` and `-ac.backend=X` as keys of `--attention-config`, takes an unambiguous
+    prefix of a flag for the flag (allow_abbrev: `--tensor-parallel 4`, `-t 4`) and a one-letter short flag with
+    its value attached (`-qawq`)."""
+    name = arg.split("=", 1)[0]
+    if name in OWNED_FLAGS:
+        return name
+    if not name.startswith("-") or len(name) < 2:
+        return None
+    if name.startswith("--"):
+        long = "--" + name[2:].split(".", 1)[0].replace("_", "-")
+        if len(long) <= 2:
+            return None
+        return next((flag for flag in sorted(OWNED_FLAGS) if flag.startswith("--") and flag.startswith(long)), None)
+    short = name.split(".", 1)[0]
+    for flag in sorted(OWNED_FLAGS):
+        if flag.startswith("--"):
+            continue
+        if flag.startswith(short) or (len(flag) == 2 and short.startswith(flag)):
+            return flag
+    return None
+
+
+def command(launch: EngineLaunch) -> Command:
+    info = ENGINES[Engine.VLLM]
+    env = {"HF_HOME": MODEL_CACHE_PATH, **dict(launch.attention.env)}
+    args = [launch.model]
+    if launch.revision:
+        args += ["--revision", launch.revision]
+    args += [
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(info.port),
+        "--tensor-parallel-size",
+        str(launch.tensor_parallel),
+        "--max-model-len",
+        str(launch.max_model_len),
+        "--dtype",
+        launch.dtype,
+        "--gpu-memory-utilization",
+        f"{launch.gpu_memory_utilization:.2f}",
+    ]
+    if launch.quantization_flag:
+        args += ["--quantization", launch.quantization_flag]
+    args += list(launch.attention.args)
+    return info.command, tuple(args), env
+
+
+def attention(gpu: GPU, version: Version) -> AttentionChoice:
+    """vLLM's backend for a dense decoder on this GPU, and the flag or env var for this version.
+
+    0.33 picks the first of FLASH_ATTN, FLASHINFER, TRITON_ATTN that supports the GPU, except FlashInfer
+    first on cc 10.x; FLASH_ATTN needs cc >= 8.0 and runs FA3 on sm9x, FA2 otherwise
+    (platforms/cuda.py _get_backend_priorities, fa_utils.get_flash_attn_version). 0.11 used
+    FlexAttention below cc 8.0. `--attention-backend` exists from 0.13.0; `VLLM_ATTENTION_BACKEND` was
+    removed in 0.15.0, so versions before 0.13 get the env var.
+    """
+    if gpu.cc >= 100:
+        kernel, backend = AttentionKernel.FLASHINFER, "FLASHINFER"
+    elif gpu.cc >= 90:
+        kernel, backend = AttentionKernel.FLASH_ATTENTION_3, "FLASH_ATTN"
+    elif gpu.cc >= 80:
+        kernel, backend = AttentionKernel.FLASH_ATTENTION_2, "FLASH_ATTN"
+    elif in_range(version, None, "0.13.0"):
+        kernel, backend = AttentionKernel.FLEX, "FLEX_ATTENTION"
+    else:
+        kernel, backend = AttentionKernel.TRITON, "TRITON_ATTN"
+    note = None
+    if gpu.cc < 80:
+        note = (
+            f"{gpu.name} (cc {gpu.cc_text}) cannot run FlashAttention-2 (needs cc 8.0); "
+            f"vLLM uses {backend} instead, with slower prefill"
+        )
+    if in_range(version, "0.13.0", None):
+        return AttentionChoice(kernel, ("--attention-backend", backend), (), note)
+    return AttentionChoice(kernel, (), (("VLLM_ATTENTION_BACKEND", backend),), note)
+
+
+def memory_fraction(version: Version) -> float:
+    """--gpu-memory-utilization: 0.9 up to 0.19, 0.92 from 0.20."""
+    return 0.92 if in_range(version, "0.20.0", None) else 0.9
+
+
+def queries(version: Version | None) -> tuple[Query, ...]:
+    version = version or NEWEST
+    itl, tpot = "vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"
+    # After rate() the name is dropped, so `or` keeps the ITL series and uses the pre-0.11 name only for
+    # pods that lack ITL (version-tolerant across a rolling upgrade; the old name is gone from 0.15 on).
+    buckets = f"rate({itl}_bucket{{${{selector}}}}[${{window}}]) or rate({tpot}_bucket{{${{selector}}}}[${{window}}])"
+    counts = (
+        f"increase({itl}_count{{${{selector}}}}[${{window}}]) or increase({tpot}_count{{${{selector}}}}[${{window}}])"
+    )
+    if version >= (0, 12, 0):  # vllm:gpu_cache_usage_perc was removed in 0.12.0
+        kv = f"max by ({BY}) (vllm:kv_cache_usage_perc{{${{selector}}}})"
+    else:
+        kv = (
+            f"max by ({BY}) (vllm:kv_cache_usage_perc{{${{selector}}}}) or "
+            f"max by ({BY}) (vllm:gpu_cache_usage_perc{{${{selector}}}})"
+        )
+    return (
+        Query(
+            "decode_latency_quantile", quantile_of(buckets), "s", "p-quantile of inter-token latency over the window"
+        ),
+        Query(
+            "decode_latency_buckets", f"sum by (le) ({buckets})", "1/s", "ITL bucket rates, for the quantile in Python"
+        ),
+        Query("decode_latency_mean", mean_of(itl), "s", "mean inter-token latency over the window"),
+        Query("decode_samples", f"sum by ({BY}) ({counts})", "tokens", "ITL observations (tokens) in the window"),
+        Query("running", gauge_sum("vllm:num_requests_running"), "requests", "in the batch"),
+        Query("waiting", gauge_sum("vllm:num_requests_waiting"), "requests", "queued"),
+        Query(
+            "waiting_growth",
+            growth("vllm:num_requests_waiting"),
+            "1/s",
+            "how fast the queue grows (arrivals beyond what is admitted)",
+        ),
+        Query("kv_usage", kv, "ratio", "highest KV-cache usage of any pod (0..1)"),
+        Query(
+            "ttft_quantile",
+            quantile_of("rate(vllm:time_to_first_token_seconds_bucket{${selector}}[${window}])"),
+            "s",
+            "p-quantile of time to first token",
+        ),
+        Query("request_rate", counter_rate("vllm:request_success_total"), "1/s", "finished requests per second"),
+        Query("mean_prompt_tokens", mean_of("vllm:request_prompt_tokens"), "tokens", "mean prompt length"),
+        Query("mean_output_tokens", mean_of("vllm:request_generation_tokens"), "tokens", "mean output length"),
+    )
+
+
+def slo_resolution_warning(target_ms: float) -> str | None:
+    """vLLM's inter-token-latency histogram is coarse: say so when the target is not on a bucket edge."""
+    edges_ms = [edge * 1000 for edge in ITL_BUCKETS_S]
+    if any(abs(target_ms - edge) < 1e-6 for edge in edges_ms):
+        return None
+    if target_ms < edges_ms[0]:
+        return (
+            f"SLO {target_ms:g} ms is below vLLM's first inter-token-latency bucket ({edges_ms[0]:g} ms): "
+            f"Prometheus cannot resolve latencies under {edges_ms[0]:g} ms, so the SLO is judged at that edge"
+        )
+    lower = max(edge for edge in edges_ms if edge < target_ms)
+    upper = min((edge for edge in edges_ms if edge > target_ms), default=lower)
+    return (
+        f"SLO {target_ms:g} ms falls inside vLLM's {lower:g}-{upper:g} ms inter-token-latency bucket; the observed "
+        f"percentile is interpolated there. {lower:g} or {upper:g} ms are bucket edges and are judged exactly"
+    )
+
+
+def stream_tokens(
+    endpoint: str, prompt: str, max_tokens: int, model: str | None, timeout_s: float
+) -> tuple[float, list[float]]:
+    """A streaming /v1/completions request (the model from /v1/models when not given)."""
+    session = requests.Session()
+    if model is None:
+        listing = session.get(f"{endpoint}/v1/models", timeout=timeout_s)
+        listing.raise_for_status()
+        model = str(listing.json()["data"][0]["id"])
+    payload = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "stream": True, "temperature": 0}
+    start = time.perf_counter()
+    stamps: list[float] = []
+    with session.post(f"{endpoint}/v1/completions", json=payload, stream=True, timeout=timeout_s) as response:
+        response.raise_for_status()
+        for raw in response.iter_lines():
+            line = raw.decode("utf-8", "replace").strip()
+            if not line.startswith("data:"):
+                continue
+            data = line[len("data:") :].strip()
+            if data == "[DONE]":
+                break
+            chunk = json.loads(data)
+            if any(choice.get("text") for choice in chunk.get("choices", [])):
+                stamps.append(time.perf_counter())
+    return start, stamps
+
+
+def latency_buckets_s() -> tuple[float, ...]:
+    return ITL_BUCKETS_S
+
+
+class VllmAdapter:
+    """vLLM behind the EngineAdapter protocol."""
+
+    engine = Engine.VLLM
+    info = ENGINES[Engine.VLLM]
+    owned_flags = OWNED_FLAGS
+    field_for_flag: Mapping[str, str] = FIELD_FOR_FLAG
+    default_max_num_seqs = 256  # --max-num-seqs default before V1's per-GPU defaults (the planner's capacity model)
+    owned_flag_set_by = staticmethod(owned_flag_set_by)
+    command = staticmethod(command)
+    attention = staticmethod(attention)
+    memory_fraction = staticmethod(memory_fraction)
+    queries = staticmethod(queries)
+    latency_buckets_s = staticmethod(latency_buckets_s)
+    slo_resolution_warning = staticmethod(slo_resolution_warning)
+    stream_tokens = staticmethod(stream_tokens)
