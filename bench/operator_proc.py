@@ -18,7 +18,7 @@ import yaml
 from kubernetes import client
 
 from apiwatch import HOST
-from llmop.controller.memory import PROCESS_ENV
+from llmop.controller.heap import PROCESS_ENV
 from llmop_dev.localcluster.controlplane import ControlPlane
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _optional_commands() -> list[Callable[[Any], None]]:
     """The operator's own `run`, then subcommands other installed packages add (entry-point group
     `llmop.commands`; the development tooling in devtools/ adds `dev`, `demo`, `simulate`, `sim` and `probe`)."""
-    from llmop.controller.cli import register as register_run
+    from llmop.controller.run_command import register as register_run
 
     registers: list[Callable[[Any], None]] = [register_run]
     for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda item: item.name):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from llmop.controller.status import EventIntent, merge_patch
+from llmop.controller.status_update import EventIntent, merge_patch
 
 
 class FakeKube:

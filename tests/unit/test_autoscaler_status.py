@@ -11,8 +11,7 @@ from llmop.autoscale.fallback import ProbeCache, needs_probe, service_endpoint, 
 from llmop.autoscale.metrics import Observation
 from llmop.autoscale.policy import Decision, PolicyConfig, PolicyState, decide
 from llmop.autoscale.probe import ProbeResult
-from llmop.controller.autoscaler import decision_status
-from llmop.controller.status import status_changed
+from llmop.controller.status_update import decision_status, status_changed
 
 T0 = datetime(2026, 11, 26, tzinfo=UTC)
 CONFIG = PolicyConfig(target_ms=40.0, percentile=95, min_replicas=1, max_replicas=4, scale_down_stabilization_s=60.0,

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from llmop.catalog.engines import DEFAULT_IMAGE_REGISTRY, ENGINES, IMAGE_BUILDS, Engine
-from llmop.controller.memory import PROCESS_ENV
+from llmop.controller.heap import PROCESS_ENV
 from llmop_dev.observability import alerts, dashboard, queries
 from llmop_dev.observability.files import DASHBOARD_PATH, RULES_PATH, write_files
 
@@ -119,8 +119,8 @@ def test_metric_name_extraction() -> None:
 
 
 def test_operator_metric_names_match_the_operator() -> None:
-    """The rules and dashboard read the names llmop.controller.metrics exports (counters gain _total)."""
-    metrics = pytest.importorskip("llmop.controller.metrics")
+    """The rules and dashboard read the names llmop.controller.telemetry exports (counters gain _total)."""
+    metrics = pytest.importorskip("llmop.controller.telemetry")
     from prometheus_client.metrics import MetricWrapperBase
 
     exported = set()
@@ -138,7 +138,7 @@ def test_operator_metric_names_match_the_operator() -> None:
         queries.METRICS_AVAILABLE,
         queries.RECONCILE_DURATION,
     ):
-        assert name in exported, f"{name} is not exported by llmop.controller.metrics ({sorted(exported)})"
+        assert name in exported, f"{name} is not exported by llmop.controller.telemetry ({sorted(exported)})"
 
 
 def test_dashboard_has_required_variables_panels_and_annotation() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmop.controller.drift import contains, managed_fields_drift
-from llmop.controller.status import Observed, compute_status, merge_patch, status_changed
+from llmop.controller.status_update import Observed, compute_status, merge_patch, status_changed
 from llmop.plan.parse import parse_spec
 from llmop.plan.planner import plan
 from llmop.plan.types import Plan, PlanErrors

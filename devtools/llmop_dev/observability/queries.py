@@ -80,7 +80,7 @@ TGI = EngineMetrics(
 
 ENGINES: tuple[EngineMetrics, ...] = (VLLM, TGI)
 
-# The operator's own series (llmop.controller.metrics), all labelled namespace and llmdeployment.
+# The operator's own series (llmop.controller.telemetry), all labelled namespace and llmdeployment.
 DESIRED_REPLICAS = "llmop_desired_replicas"
 READY_REPLICAS = "llmop_ready_replicas"
 OBSERVED_DECODE_MS = "llmop_observed_decode_latency_ms"

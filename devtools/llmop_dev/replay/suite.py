@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from llmop_dev.replay import capacity_cache, references, run
-from llmop_dev.replay.cli import load_spec
+from llmop_dev.replay.simulate_command import load_spec
 from llmop_dev.replay.traces import load_workload
 
 STARTUPS_S = (60.0, 120.0, 300.0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from llmop.catalog.gpus import Architecture
+from llmop.catalog.gpus import GpuArchitecture
 from llmop.catalog.versions import Version, parse_version
 
 
@@ -75,7 +75,7 @@ class ImageBuild:
     """One engine image llmop builds per GPU architecture (images/<engine>/Dockerfile build args)."""
 
     engine: Engine
-    architecture: Architecture
+    architecture: GpuArchitecture
     variant: str
     cuda_arch_list: str
     flash_attention: str  # "fa3", "fa2", "fa1", "none": the FlashAttention build in the image
@@ -88,19 +88,19 @@ class ImageBuild:
 # Blackwell uses FlashInfer by default (cuobjdump of the 0.33.0 wheel, engines.md 4.1). TGI ships FA2
 # 2.6.1 for sm80+ and an FA1 fork for sm75, and no FA3 (server/Makefile-flash-att*, engines.md 4.2).
 IMAGE_BUILDS: tuple[ImageBuild, ...] = (
-    ImageBuild(Engine.VLLM, Architecture.TURING, "sm75", "7.5", "none"),
-    ImageBuild(Engine.VLLM, Architecture.AMPERE, "sm80", "8.0 8.6", "fa2"),
-    ImageBuild(Engine.VLLM, Architecture.ADA, "sm89", "8.9", "fa2"),
-    ImageBuild(Engine.VLLM, Architecture.HOPPER, "sm90", "9.0a", "fa3"),
-    ImageBuild(Engine.VLLM, Architecture.BLACKWELL, "sm100", "10.0", "none"),
-    ImageBuild(Engine.TGI, Architecture.TURING, "sm75", "7.5", "fa1"),
-    ImageBuild(Engine.TGI, Architecture.AMPERE, "sm80", "8.0;8.6", "fa2"),
-    ImageBuild(Engine.TGI, Architecture.ADA, "sm89", "8.9", "fa2"),
-    ImageBuild(Engine.TGI, Architecture.HOPPER, "sm90", "9.0", "fa2"),
+    ImageBuild(Engine.VLLM, GpuArchitecture.TURING, "sm75", "7.5", "none"),
+    ImageBuild(Engine.VLLM, GpuArchitecture.AMPERE, "sm80", "8.0 8.6", "fa2"),
+    ImageBuild(Engine.VLLM, GpuArchitecture.ADA, "sm89", "8.9", "fa2"),
+    ImageBuild(Engine.VLLM, GpuArchitecture.HOPPER, "sm90", "9.0a", "fa3"),
+    ImageBuild(Engine.VLLM, GpuArchitecture.BLACKWELL, "sm100", "10.0", "none"),
+    ImageBuild(Engine.TGI, GpuArchitecture.TURING, "sm75", "7.5", "fa1"),
+    ImageBuild(Engine.TGI, GpuArchitecture.AMPERE, "sm80", "8.0;8.6", "fa2"),
+    ImageBuild(Engine.TGI, GpuArchitecture.ADA, "sm89", "8.9", "fa2"),
+    ImageBuild(Engine.TGI, GpuArchitecture.HOPPER, "sm90", "9.0", "fa2"),
 )
 
 
-def image_build(engine: Engine, architecture: Architecture) -> ImageBuild | None:
+def image_build(engine: Engine, architecture: GpuArchitecture) -> ImageBuild | None:
     """The image build for this engine and GPU architecture, or None when llmop has none."""
     for build in IMAGE_BUILDS:
         if build.engine == engine and build.architecture == architecture:

@@ -10,7 +10,7 @@ from enum import StrEnum
 # memory_mib is what the driver reports (GFD `nvidia.com/gpu.memory`), not the marketing figure.
 
 
-class Architecture(StrEnum):
+class GpuArchitecture(StrEnum):
     """NVIDIA GPU architecture family; decides which kernels (and FlashAttention build) can run."""
 
     TURING = "turing"  # sm75
@@ -55,17 +55,17 @@ class GPU:
         return self.cc >= 89
 
     @property
-    def architecture(self) -> Architecture:
+    def architecture(self) -> GpuArchitecture:
         major = self.compute_capability[0]
         if major >= 10:
-            return Architecture.BLACKWELL
+            return GpuArchitecture.BLACKWELL
         if major == 9:
-            return Architecture.HOPPER
+            return GpuArchitecture.HOPPER
         if self.cc >= 89:
-            return Architecture.ADA
+            return GpuArchitecture.ADA
         if major == 8:
-            return Architecture.AMPERE
-        return Architecture.TURING
+            return GpuArchitecture.AMPERE
+        return GpuArchitecture.TURING
 
 
 _GPUS = (

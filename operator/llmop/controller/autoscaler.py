@@ -8,113 +8,20 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from llmop.api.status import ConditionType, get_condition, now_rfc3339, set_condition
+from llmop.api.status import now_rfc3339
 from llmop.autoscale.fallback import ProbeCache, Prober, needs_probe, service_endpoint, with_probe
 from llmop.autoscale.metrics import MetricsSource, Observation, PrometheusMetrics
 from llmop.autoscale.policy import Decision, Direction, PolicyConfig, PolicyState, decide
-from llmop.controller import metrics
+from llmop.controller import telemetry
 from llmop.controller.kube import Kube
 from llmop.controller.plans import PlanCache
 from llmop.controller.settings import OperatorConfig
-from llmop.controller.status import EventIntent, recorded_replicas, status_changed
+from llmop.controller.status_update import decision_status, recorded_replicas, status_changed
 from llmop.plan.types import Plan
 
 log = logging.getLogger("llmop.autoscaler")
 
 Locker = Callable[[str, str], AbstractContextManager[None]]
-
-
-LATENCY_MOVE = 0.05  # decodeLatency is rewritten when the observed latency moves by more than this share (and 0.5 ms)
-
-
-def _latency_moved(previous: Any, latency: dict[str, Any] | None) -> bool:
-    if latency is None:
-        return False
-    if not isinstance(previous, dict) or previous.get("percentile") != latency.get("percentile"):
-        return True
-    old = previous.get("observedMs")
-    if not isinstance(old, int | float) or isinstance(old, bool):
-        return True
-    return bool(abs(latency["observedMs"] - old) > max(0.5, LATENCY_MOVE * old))
-
-
-def _metrics_condition(decision: Decision, obs: Observation) -> tuple[bool, str, str]:
-    if not decision.metrics_available:
-        # its own reason, so that the switch from "too few tokens" to "the probe failed" is a transition (written)
-        return False, "ProbeFailed" if obs.source == "probe" else "MetricsUnavailable", decision.metrics_reason
-    if obs.source == "probe":
-        return True, "ActiveProbe", obs.note
-    return True, "MetricsAvailable", f"p{obs.percentile:g} TPOT {obs.latency_text()} from {obs.samples:.0f} samples"
-
-
-def decision_status(
-    current: dict[str, Any],
-    decision: Decision,
-    obs: Observation,
-    replicas: int,
-    generation: int | None,
-    now: str,
-) -> tuple[dict[str, Any], list[EventIntent]]:
-    """Status fields and events for one decision (pure).
-
-    Steady state writes nothing: while nothing meaningful changes (condition status or reason, desired replicas,
-    the latency by more than LATENCY_MOVE, the policy's memory), the previous messages and decodeLatency are kept,
-    so the merge patch is empty. No periodic refresh either: at 500 objects a 60 s heartbeat alone would be
-    8 writes/s. Freshness shows elsewhere: MetricsAvailable turns False as soon as data stops, and the operator's
-    own metrics carry the latency of every tick. autoscaler.reportedAt says when the report was last written."""
-    previous = list(current.get("conditions") or [])
-    events: list[EventIntent] = []
-    metrics_ok, metrics_reason, metrics_message = _metrics_condition(decision, obs)
-    slo_reason = "NoData" if decision.slo_met is None else ("WithinSLO" if decision.slo_met else "SLOBreached")
-    wanted = [
-        (ConditionType.METRICS_AVAILABLE, metrics_ok, metrics_reason, metrics_message),
-        (ConditionType.SLO_MET, decision.slo_met, slo_reason, decision.reason),
-    ]
-    latency: dict[str, Any] | None = None
-    if obs.latency_ms is not None:
-        latency = {"observedMs": round(obs.latency_ms, 2), "observedAt": now}
-        if obs.source != "probe":  # a probe's figure is one stream's mean TPOT, not a percentile
-            latency["percentile"] = int(obs.percentile)
-            if int(obs.percentile) == 95:
-                latency["p95Ms"] = round(obs.latency_ms, 2)
-    state = decision.state.to_dict()
-    old_state = {k: v for k, v in (current.get("autoscaler") or {}).items() if k != "reportedAt"}
-    reported_at = (current.get("autoscaler") or {}).get("reportedAt")
-    refresh = (
-        not isinstance(reported_at, str)
-        or decision.desired != current.get("desiredReplicas")
-        or state != old_state
-        or _latency_moved(current.get("decodeLatency"), latency)
-        or any(_transition(previous, type_, status, reason) for type_, status, reason, _ in wanted)
-    )
-    conditions = previous
-    for type_, truth, reason, message in wanted:
-        old = get_condition(previous, type_)
-        if not refresh and old is not None:
-            message = str(old.get("message", ""))
-        conditions = set_condition(conditions, type_, truth, reason, message, generation, now)
-    old_metrics = get_condition(previous, ConditionType.METRICS_AVAILABLE)
-    if not metrics_ok and (not old_metrics or old_metrics.get("status") != "False"):
-        events.append(
-            EventIntent("Warning", "MetricsUnavailable", f"holding {replicas} replicas: {decision.metrics_reason}")
-        )
-    status: dict[str, Any] = {
-        "conditions": conditions,
-        "desiredReplicas": decision.desired,
-        "autoscaler": {**state, "reportedAt": now if refresh else reported_at},
-    }
-    if latency is not None:
-        status["decodeLatency"] = latency if refresh or not current.get("decodeLatency") else current["decodeLatency"]
-    if decision.direction != "hold" and decision.desired != replicas:
-        status["lastScale"] = {"at": now, "from": replicas, "to": decision.desired, "reason": decision.reason}
-        events.append(EventIntent("Normal", "Scaled", decision.reason))
-    return status, events
-
-
-def _transition(conditions: list[dict[str, Any]], type_: str, status: bool | None, reason: str) -> bool:
-    old = get_condition(conditions, type_)
-    text = "Unknown" if status is None else ("True" if status else "False")
-    return old is None or old.get("status") != text or old.get("reason") != reason
 
 
 class Autoscaler:
@@ -153,7 +60,7 @@ class Autoscaler:
             if recorded == replicas:
                 return None
             self.kube.patch_llmd_status(namespace, name, {"desiredReplicas": replicas})
-        metrics.DESIRED_REPLICAS.labels(namespace, name).set(replicas)
+        telemetry.DESIRED_REPLICAS.labels(namespace, name).set(replicas)
         direction: Direction = "up" if recorded is not None and replicas > recorded else "down"
         reason = f"{why}: {replicas} replicas (spec.replicas.min)"
         return Decision(replicas, direction, reason, None, False, why, PolicyState())
@@ -208,13 +115,13 @@ class Autoscaler:
                 self.kube.patch_llmd_status(namespace, name, changed)
             for event in events:
                 self.kube.post_event(fresh, event)
-        metrics.SLO_TARGET.labels(namespace, name).set(slo.target_ms)
-        metrics.SLO_PERCENTILE.labels(namespace, name).set(slo.percentile)
-        metrics.METRICS_AVAILABLE.labels(namespace, name).set(1 if decision.metrics_available else 0)
-        metrics.DESIRED_REPLICAS.labels(namespace, name).set(decision.desired)
+        telemetry.SLO_TARGET.labels(namespace, name).set(slo.target_ms)
+        telemetry.SLO_PERCENTILE.labels(namespace, name).set(slo.percentile)
+        telemetry.METRICS_AVAILABLE.labels(namespace, name).set(1 if decision.metrics_available else 0)
+        telemetry.DESIRED_REPLICAS.labels(namespace, name).set(decision.desired)
         if obs.latency_ms is not None:
-            metrics.OBSERVED_LATENCY.labels(namespace, name).set(obs.latency_ms)
-        metrics.SCALE_DECISIONS.labels(namespace, name, decision.direction).inc()
+            telemetry.OBSERVED_LATENCY.labels(namespace, name).set(obs.latency_ms)
+        telemetry.SCALE_DECISIONS.labels(namespace, name, decision.direction).inc()
         if decision.direction != "hold":
             log.info("%s/%s: %s", namespace, name, decision.reason)
         return decision

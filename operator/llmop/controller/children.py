@@ -6,7 +6,7 @@ import threading
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-from llmop.controller.status import unschedulable_message
+from llmop.controller.status_update import unschedulable_message
 from llmop.render.labels import SELECTOR_LABEL
 
 

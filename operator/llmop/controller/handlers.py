@@ -13,10 +13,10 @@ from typing import Any
 import kopf
 
 from llmop.api.spec import GROUP, PLURAL, VERSION
-from llmop.controller import metrics
+from llmop.controller import telemetry
 from llmop.controller.children import SeenChildren, deployment_signature, owner_of, pod_signature
 from llmop.controller.coalesce import Coalescer
-from llmop.controller.memory import Trimmer
+from llmop.controller.heap import Trimmer
 from llmop.controller.reconcile import ReconcileResult
 from llmop.controller.resync import Known, ResyncLoop
 from llmop.controller.runtime import runtime
@@ -122,7 +122,7 @@ async def llmdeployment_seen(body: kopf.Body, type: str | None, **_: Any) -> Non
     KNOWN.seen(type, body)
     meta = body.get("metadata", {})
     if type == "DELETED" and meta.get("namespace") and meta.get("name"):
-        metrics.forget(meta["namespace"], meta["name"])
+        telemetry.forget(meta["namespace"], meta["name"])
         runtime().reconciler.forget(meta["namespace"], meta["name"])
 
 

@@ -11,7 +11,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from llmop.api.spec import GROUP, PLURAL, VERSION
-from llmop.controller.status import EventIntent
+from llmop.controller.status_update import EventIntent
 from llmop.render.labels import FIELD_MANAGER
 
 APPLY = "application/apply-patch+yaml"

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmop.api.status import now_rfc3339
-from llmop.controller import metrics
+from llmop.controller import telemetry
 from llmop.controller.drift import managed_fields_drift
 from llmop.controller.kube import Kube
 from llmop.controller.plans import PlanCache
 from llmop.controller.settings import OperatorConfig
-from llmop.controller.status import Observed, compute_status, recorded_replicas, rollout_complete, status_changed
+from llmop.controller.status_update import Observed, compute_status, recorded_replicas, rollout_complete, status_changed
 from llmop.plan.planner import MAX_OBJECT_NAME
 from llmop.plan.types import Plan, PlanErrors
 from llmop.render.labels import selector_labels
@@ -89,7 +89,7 @@ class Reconciler:
             result = self._reconcile_locked(fresh)
             with self._guard:
                 self._passed[(namespace, name)] = time.monotonic()
-        metrics.RECONCILE_DURATION.labels(namespace, name).observe(time.monotonic() - started)
+        telemetry.RECONCILE_DURATION.labels(namespace, name).observe(time.monotonic() - started)
         return result
 
     def _reconcile_locked(self, body: dict[str, Any]) -> ReconcileResult:
@@ -109,7 +109,7 @@ class Reconciler:
                 if obj["kind"] == "Deployment":
                     deployment = live  # just read or applied: no second GET for the status
         else:
-            metrics.PLAN_REFUSALS.labels(namespace, name).inc()
+            telemetry.PLAN_REFUSALS.labels(namespace, name).inc()
             deployment = self.kube.get("Deployment", namespace, name)
         # Pods matter only while one may be Pending (unschedulable); none is once the rollout is done (all desired
         # replicas updated and ready). A name longer than a label value cannot select pods (the API refuses the
@@ -125,7 +125,7 @@ class Reconciler:
             self.kube.patch_llmd_status(namespace, name, changed)
         for event in update.events:
             self.kube.post_event(body, event)
-        metrics.record_replicas(namespace, name, update.status)
+        telemetry.record_replicas(namespace, name, update.status)
         if applied or changed:
             log.info("%s/%s: applied %s; status %s", namespace, name, applied or "nothing", sorted(changed))
         return ReconcileResult(

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from typing import Any
 
-from llmop.controller.memory import release_free_memory
+from llmop.controller.heap import release_free_memory
 
 log = logging.getLogger("llmop.resync")
 
