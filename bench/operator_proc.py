@@ -20,6 +20,7 @@ from kubernetes import client
 from apiwatch import HOST
 from llmop.controller.heap import PROCESS_ENV
 from llmop_dev.localcluster.controlplane import ControlPlane
+from llmop_dev.processes import free_port, stop_process
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OPERATOR_SRC = REPO_ROOT / "operator"
@@ -31,12 +32,6 @@ OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_SA}"
 def _die_with_parent() -> None:
     """In the child between fork and exec: SIGTERM when the benchmark dies, so no operator outlives it."""
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def operator_kubeconfig(plane: ControlPlane, api_client: client.ApiClient, out: Path) -> Path:
@@ -161,11 +156,4 @@ class Operator:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.kill(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        stop_process(self.process)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +16,10 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from llmop.api.spec import GROUP, PLURAL, VERSION
+from llmop_dev.processes import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(probe: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.5, what: str = "") -> T:
@@ -88,14 +81,7 @@ class OperatorProcess:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, kill: bool = False) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process, kill)
 
     def restart(self) -> OperatorProcess:
         self.stop()

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -34,6 +33,7 @@ from llmop_dev.localcluster.nodes import (
     wait_nodes_ready,
 )
 from llmop_dev.localcluster.pki import PKI, create_pki
+from llmop_dev.processes import free_ports
 
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"  # kwok's fake pod IPs; never connect to them
@@ -105,18 +105,6 @@ def log_tail(path: Path | str, lines: int = 30) -> str:
     except OSError:
         return "(no log)"
     return "\n".join(text.splitlines()[-lines:])
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct free TCP ports on 127.0.0.1 (bind port 0, read it, close)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def kwok_stages(default_stages: str, pod_ready_delay_seconds: float) -> str:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -16,15 +13,11 @@ from typing import Any
 import requests
 import yaml
 
+from llmop_dev.processes import free_port, stop_process
+
 
 def find_prometheus() -> str | None:
     return shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -94,14 +87,7 @@ class Prometheus:
         raise TimeoutError(f"prometheus not ready on {self.url} within {timeout_s} s")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.kill(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
+        stop_process(self.process, timeout=10)
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         return query(self.url, expr)

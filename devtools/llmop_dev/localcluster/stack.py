@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,15 +18,10 @@ from kubernetes.client.exceptions import ApiException
 from llmop.api.crd import crd
 from llmop_dev.localcluster.controlplane import ControlPlane
 from llmop_dev.localcluster.prometheus import Prometheus
+from llmop_dev.processes import free_port, stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 RULES_FILE = REPO_ROOT / "charts/llmop/files/prometheus-rules.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def install_crd(api_client: client.ApiClient, timeout: float = 60.0) -> None:
@@ -72,15 +65,7 @@ class ManagedProcess:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, kill: bool = False, timeout: float = 20.0) -> None:
-        if not self.alive():
-            return
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process, kill, timeout)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

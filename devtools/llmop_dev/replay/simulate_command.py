@@ -5,20 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from llmop.plan.parse import Resource, parse_resource
-from llmop.plan.planner import plan
-from llmop.plan.types import Plan, PlanErrors
 from llmop_dev.replay import run, score
 from llmop_dev.replay.traces import TraceError, load_workload
-
-
-class ReplayInputError(Exception):
-    """A spec or trace that cannot be replayed; printed as one line (exit code 2)."""
+from llmop_dev.specs import SpecFileError, load_spec
 
 
 def load_scenario(args: argparse.Namespace) -> run.Scenario:
@@ -38,23 +29,6 @@ def load_scenario(args: argparse.Namespace) -> run.Scenario:
     )
 
 
-def load_spec(path: str) -> tuple[Resource, Plan]:
-    """The first LLMDeployment of a YAML file and its accepted plan."""
-    try:
-        documents = [d for d in yaml.safe_load_all(Path(path).read_text(encoding="utf-8")) if d is not None]
-    except (OSError, yaml.YAMLError) as error:
-        raise ReplayInputError(f"{path}: {error}") from None
-    if not documents:
-        raise ReplayInputError(f"{path}: no LLMDeployment in the file")
-    resource = parse_resource(documents[0])
-    if isinstance(resource, PlanErrors):
-        raise ReplayInputError(f"{path}: {resource.summary}")
-    result = plan(resource.spec, resource.name)
-    if isinstance(result, PlanErrors):
-        raise ReplayInputError(f"{path}: refused: {result.summary}")
-    return resource, result
-
-
 def cmd_simulate(args: argparse.Namespace) -> int:
     try:
         scenario = load_scenario(args)
@@ -63,7 +37,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             print(json.dumps(payload) if args.json else _frontier_text(payload["points"]))
             return 0
         outcome = run.run(scenario, args.policy)
-    except (ReplayInputError, TraceError, ValueError) as error:
+    except (SpecFileError, TraceError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.json:

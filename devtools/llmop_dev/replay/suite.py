@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from llmop_dev.replay import capacity_cache, references, run
-from llmop_dev.replay.simulate_command import load_spec
 from llmop_dev.replay.traces import load_workload
+from llmop_dev.specs import load_spec
 
 STARTUPS_S = (60.0, 120.0, 300.0)
 GPU_SPEEDS = (1.0, 0.8, 1.2)

@@ -7,35 +7,14 @@ import json
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from llmop.plan.parse import Resource, parse_resource
-from llmop.plan.planner import plan
-from llmop.plan.types import Plan, PlanErrors
 from llmop_dev.replay.traces import TraceError, load_workload
+from llmop_dev.specs import SpecFileError, load_spec
 
 
 class _Fail(Exception):
     """A one-line error for stderr (exit code 2)."""
-
-
-def _resource(path: str) -> tuple[Resource, Plan]:
-    try:
-        documents = [d for d in yaml.safe_load_all(Path(path).read_text(encoding="utf-8")) if d is not None]
-    except (OSError, yaml.YAMLError) as error:
-        raise _Fail(f"{path}: {error}") from None
-    if not documents:
-        raise _Fail(f"{path}: no LLMDeployment in the file")
-    resource = parse_resource(documents[0])
-    if isinstance(resource, PlanErrors):
-        raise _Fail(f"{path}: {resource.summary}")
-    result = plan(resource.spec, resource.name)
-    if isinstance(result, PlanErrors):
-        raise _Fail(f"{path}: refused: {result.summary}")
-    return resource, result
 
 
 def _parse_load(values: list[str]) -> dict[tuple[str, str], tuple[float, float]]:
@@ -59,14 +38,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         fleet.loads, fleet.default_load = loads, (args.rps, args.output_tokens)
         fleet.trace = load_workload(args.trace) if args.trace else None
         for path in args.file or []:
-            resource, result = _resource(path)
+            resource, result = load_spec(path)
             rps, tokens = loads.get((resource.namespace, resource.name), (args.rps, args.output_tokens))
             fleet.add(StaticDeployment(resource.namespace, resource.name, result, args.replicas, rps, tokens,
                                        startup_seconds=args.startup_seconds))  # fmt: skip
             if fleet.trace is not None and (resource.namespace, resource.name) not in loads:
                 fleet.set_trace(resource.namespace, resource.name, fleet.trace)
         server = SimServer(fleet, args.port)
-    except (_Fail, TraceError, ValueError, OSError) as error:
+    except (_Fail, SpecFileError, TraceError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     sync: Any = None

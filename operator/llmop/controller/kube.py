@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import socket
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from llmop.api.spec import GROUP, PLURAL, VERSION
+from llmop.api.status import now_rfc3339
 from llmop.controller.status_update import EventIntent
 from llmop.render.labels import FIELD_MANAGER
 
@@ -90,7 +90,7 @@ class Kube:
 
     def post_event(self, body: dict[str, Any], intent: EventIntent) -> None:
         meta = body["metadata"]
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = now_rfc3339()
         event = {
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
             "involvedObject": {
