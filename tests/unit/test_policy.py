@@ -42,8 +42,8 @@ def test_breach_scales_up_only_after_the_up_window_with_numbers_in_the_reason() 
     ticks = [(t, obs(61.0, running=150, at=t)) for t in (0, 15, 30)]
     first, second, third = run(CONFIG, ticks, current=2)
     assert first.direction == second.direction == "hold" and first.slo_met is False
-    assert third.direction == "up" and third.desired >= 3
-    assert "p95 TPOT 61 ms > SLO 40 ms for 30 s" in third.reason and third.reason.startswith("scaled 2 -> ")
+    assert third.direction == "up" and third.desired == 4  # ceil(2 x (61 - 5) / (40 - 5) x 1.1)
+    assert third.reason == "scaled 2 -> 4: p95 TPOT 61 ms > SLO 40 ms for 30 s (latency above the 5.0 ms floor x1.60)"
 
 
 def test_capacity_model_scales_up_before_latency_breaches_and_may_jump() -> None:
@@ -105,7 +105,14 @@ def test_scale_from_zero_needs_waiting_requests() -> None:
 
 def test_below_resolution_latency_counts_as_met() -> None:
     decision = decide(CONFIG, PolicyState(), obs(10.0, below=True), 2, 2, 0.0)
-    assert decision.slo_met is True
+    assert decision.slo_met is True and decision.metrics_reason == "ok"
+
+
+def test_below_resolution_latency_above_a_sub_edge_target_is_not_judged() -> None:
+    # "<= 10 ms" against an 8 ms SLO: the histogram cannot say whether the SLO is met, so no latency-driven step
+    decision = decide(replace(CONFIG, target_ms=8.0), PolicyState(), obs(10.0, below=True), 2, 2, 0.0)
+    assert (decision.desired, decision.direction, decision.slo_met) == (2, "hold", None)
+    assert decision.metrics_reason == "p95 TPOT <= 10 ms is below the histogram's resolution and the 8.0 ms SLO"
 
 
 def test_state_round_trips_through_json_and_resumes_without_a_jump() -> None:
@@ -118,6 +125,14 @@ def test_state_round_trips_through_json_and_resumes_without_a_jump() -> None:
     assert PolicyState.from_dict({"breachSince": "garbage", "lastReady": -1}) == PolicyState()
     resumed = decide(CONFIG, restored, obs(20.0, running=120, at=1_700_000_010.0), 3, 3, 1_700_000_010.0)
     assert resumed.desired == 3
+
+
+def test_a_restored_breach_window_is_honoured_where_a_fresh_one_would_wait() -> None:
+    now = 1_700_000_030.0
+    breach = obs(61.0, running=150, at=now)
+    restored = PolicyState.from_dict(json.loads(json.dumps(PolicyState(breach_since=now - 30).to_dict())))
+    assert decide(CONFIG, restored, breach, 2, 2, now).desired == 4  # the window ran before the restart
+    assert decide(CONFIG, PolicyState(), breach, 2, 2, now).desired == 2  # a fresh window starts now
 
 
 observations = st.builds(
