@@ -84,7 +84,8 @@ def test_clairvoyant_oracle_starts_replicas_a_start_up_ahead() -> None:
 def test_frontier_interpolates_between_pareto_points() -> None:
     points = [{"gpu_hours": 4.0, "slo_minutes_pct": 80.0}, {"gpu_hours": 6.0, "slo_minutes_pct": 90.0},
               {"gpu_hours": 7.0, "slo_minutes_pct": 85.0}, {"gpu_hours": 8.0, "slo_minutes_pct": 95.0}]  # fmt: skip
-    assert references.frontier(points, 3.0) is None
+    assert references.frontier(points, 3.0) == 60.0  # below the cheapest point: on the line from the origin
+    assert references.frontier([], 3.0) is None
     assert references.frontier(points, 5.0) == 85.0
     assert references.frontier(points, 7.0) == 92.5  # the dominated 7 h point is not on the frontier
     assert references.frontier(points, 9.0) == 95.0

@@ -88,15 +88,19 @@ class ClairvoyantOracle:
 
 
 def frontier(points: list[dict[str, float]], gpu_hours: float) -> float | None:
-    """The best SLO-minutes % any frontier point reaches at no more than `gpu_hours` (linear between the
-    Pareto points around it); None when every point costs more."""
+    """The best SLO-minutes % the frontier reaches at `gpu_hours`: linear between the Pareto points around it
+    (running one point's policy part of the time and the other's the rest), flat beyond the dearest, and below
+    the cheapest on the line from (0 GPU-hours, 0 %) to it (a mixture of that point and no replicas at all), so a
+    policy that saves GPU-hours by missing the SLO is still judged. None without points."""
     pareto = sorted((p["gpu_hours"], p["slo_minutes_pct"]) for p in points)
     best: list[tuple[float, float]] = []
     for hours, slo in pareto:
         if not best or slo > best[-1][1]:
             best.append((hours, slo))
-    if not best or gpu_hours < best[0][0]:
+    if not best:
         return None
+    if gpu_hours < best[0][0]:
+        return best[0][1] * max(gpu_hours, 0.0) / best[0][0] if best[0][0] > 0 else best[0][1]
     for (h0, s0), (h1, s1) in itertools.pairwise(best):
         if h0 <= gpu_hours <= h1:
             return s0 + (s1 - s0) * (gpu_hours - h0) / (h1 - h0) if h1 > h0 else max(s0, s1)

@@ -16,7 +16,7 @@ def _fmt(row: dict[str, Any]) -> str:
 
 def _gap(cell: dict[str, Any], policy: str) -> str:
     gap = suite.frontier_gap(cell, policy)
-    return "cheaper than all" if gap is None else f"{gap:+.1f}"
+    return "-" if gap is None else f"{gap:+.1f}"
 
 
 def markdown(cells: list[dict[str, Any]], verdicts: dict[str, Any], skipped: list[dict[str, Any]]) -> str:
