@@ -34,7 +34,7 @@ class Prom:
         return []
 
 
-RPS = "vllm:request_success_total"
+RPS = "gateway_requests_total"
 
 
 def pods(ready: int, starting: int = 0) -> tuple[PodView, ...]:
@@ -50,7 +50,7 @@ def view(now: float, fleet: tuple[PodView, ...], prom: Prom) -> View:
 
 
 def rps(values: dict[str, float] | float | None) -> Prom:
-    return Prom({"vllm:request_success_total": values})
+    return Prom({"gateway_requests_total": values})
 
 
 # --- replica calculator -------------------------------------------------------------------------------------------
@@ -200,16 +200,16 @@ def test_keda_waiting_threshold_and_tgi_names() -> None:
     keda = make_baseline("keda-waiting", **{**PARAMS, "engine": "tgi"})
     assert isinstance(keda, Keda) and keda.threshold == 5.0  # 5 rps x 1 s of queue per replica
     assert keda.expr == 'sum by (llmdeployment) (tgi_queue_size{namespace="bench",llmdeployment="bench"})'
-    prom = Prom({"tgi_request_success": each(4.8, 4)})
+    prom = Prom({"gateway_requests_total": each(4.8, 4)})
     assert make_baseline("hpa-rps", **{**PARAMS, "engine": "tgi"}).desired(view(0, pods(4), prom)) == 5
-    assert prom.exprs == ['sum by (pod) (rate(tgi_request_success{namespace="bench",llmdeployment="bench"}[1m]))']
+    assert prom.exprs == ['sum by (pod) (rate(gateway_requests_total{namespace="bench",llmdeployment="bench"}[1m]))']
 
 
 def test_aliases_fix_the_fraction_at_0_8() -> None:
     assert set(BASELINES) == {"hpa-rps", "hpa-concurrency", "hpa-tpot", "keda-running", "keda-waiting", "hpa", "keda"}
     hpa = make_baseline("hpa", **{**PARAMS, "fraction": 0.6})
     assert isinstance(hpa, Hpa) and hpa.name == "hpa" and isinstance(hpa.metric, PodsAverageValue)
-    assert hpa.metric.target == 4.0 and "vllm:request_success_total" in hpa.metric.exprs[0]
+    assert hpa.metric.target == 4.0 and "gateway_requests_total" in hpa.metric.exprs[0]
     keda = make_baseline("keda", **{**PARAMS, "fraction": 0.6})
     assert isinstance(keda, Keda) and keda.threshold == 8.0 and "vllm:num_requests_running" in keda.expr
     assert make_baseline("keda-running", **{**PARAMS, "fraction": 0.6}).threshold == 6.0  # type: ignore[attr-defined]

@@ -232,7 +232,7 @@ def test_removed_pod_drains_within_grace_and_gpu_seconds_end_with_it() -> None:
     built = fleet(pods=1, grace_s=30.0)
     built.advance(1.0, [Request(0.5, 100, 500)])
     built.scale_to(0, 1.0)
-    assert built.pods_view() == () and len(built.targets()) == 1  # draining: out of the Service, still scraped
+    assert built.pods_view() == () and [t.labels.get("job") for t in built.targets()] == [None, "gateway"]  # draining: still scraped
     built.advance(10.0, [])
     done = built.gone[0].gone_at
     assert done is not None and 1.0 < done < 10.0 and done == built.gone[0].engine.last_finish_s
@@ -312,3 +312,15 @@ def test_capacity_is_where_the_itl_target_is_met() -> None:
     above, _ = steady_run(hw, rate * 1.1, 0.95, sample)
     assert stable and at <= 0.020 < above
     assert capacity_rps(hw, 1024, 256, 20.0, 95) == rate  # cached
+
+
+def test_the_gateway_counts_arrivals_per_pod_as_they_are_routed() -> None:
+    built = Fleet(h100(), Recorder, router="round-robin", startup_s=0.0, seed=1)
+    for _ in range(2):
+        built.add_pod(0.0, ready_at=0.0)
+    built.advance(10.0, [Request(0.1 * i, 100, 50) for i in range(5)])
+    gateway = {t.labels["pod"]: t.metrics.samples() for t in built.targets() if t.labels.get("job") == "gateway"}
+    assert gateway == {
+        "bench-00000": [("gateway_requests_total", {}, 3.0)],
+        "bench-00001": [("gateway_requests_total", {}, 2.0)],
+    }

@@ -47,21 +47,21 @@ class EngineMetrics:
     tpot_bucket: str  # histogram buckets of per-token latency
 
 
-# Request counter: neither engine counts arrivals in a way the replay's exporter records (PodMetrics has no arrival
-# hook; TGI's tgi_request_count is counted on arrival in reality but is recorded at the same moments here), so the
-# rate is of finished requests: vllm:request_success_total (every finished_reason, summed) and tgi_request_success
-# (no _total suffix). They equal the arrival rate in steady state; under overload they saturate at what the pod
-# completes, which understates demand - a weakness of rate-based scaling that real users meet too.
+# Request counter: the gateway's per-pod arrival counter (gateway_requests_total: what an ingress in front of the
+# pods counts per upstream, as Istio's istio_requests_total or Envoy's upstream_rq_total do). A competent
+# request-rate HPA scales on arrivals there: vLLM has no arrival counter, and a completion counter
+# (vllm:request_success_total, tgi_request_success) saturates at what an overloaded pod finishes, so an HPA on it
+# never sees the demand it is missing (tried: it held one 70B replica through a 5x overload).
 # Per-token latency: vLLM's ITL histogram (the decode-SLO signal, engines.md); TGI's per-request mean time per token.
 ENGINES: dict[str, EngineMetrics] = {
     "vllm": EngineMetrics(
-        "vllm:request_success_total",
+        "gateway_requests_total",
         "vllm:num_requests_running",
         "vllm:num_requests_waiting",
         "vllm:inter_token_latency_seconds_bucket",
     ),
     "tgi": EngineMetrics(
-        "tgi_request_success",
+        "gateway_requests_total",
         "tgi_batch_current_size",
         "tgi_queue_size",
         "tgi_request_mean_time_per_token_duration_bucket",

@@ -91,6 +91,23 @@ class Histogram:
         return out
 
 
+class GatewayCounter:
+    """The gateway in front of the pods: requests it routed to one pod (an ingress's per-upstream counter, like
+    Istio's istio_requests_total or Envoy's upstream_rq_total). Arrivals, not completions: a rate on it does not
+    saturate at what an overloaded pod finishes. Not an engine metric; scraped as its own target."""
+
+    name = "gateway_requests_total"
+
+    def __init__(self) -> None:
+        self.requests = 0.0
+
+    def observe_arrival(self) -> None:
+        self.requests += 1
+
+    def samples(self) -> list[SampleTuple]:
+        return [(self.name, {}, self.requests)]
+
+
 class VllmPodMetrics:
     """What one vLLM 0.33 pod exports (single engine, `engine="0"`); every family exists from start-up."""
 

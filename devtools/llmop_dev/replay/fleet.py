@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from llmop_dev.replay.engine import BINS_PER_S, EnginePod
+from llmop_dev.replay.exporter import GatewayCounter
 from llmop_dev.replay.hardware import Hardware
 from llmop_dev.replay.types import PodMetrics, PodView, Request, ScrapeTarget
 
@@ -103,6 +104,7 @@ class FleetPod:
     ready_at: float
     terminating_at: float | None = None
     gone_at: float | None = None
+    gateway: GatewayCounter = field(default_factory=GatewayCounter)  # what the gateway routed to this pod
 
     def serving(self, now: float) -> bool:
         """Server up and in the Service: ready and not terminating."""
@@ -197,9 +199,11 @@ class Fleet:
         )
 
     def targets(self) -> list[ScrapeTarget]:
-        """Pods whose metrics server is up: ready, or draining."""
+        """Pods whose metrics server is up (ready, or draining), and the gateway's per-pod counters."""
         labels = {"namespace": self.namespace, "llmdeployment": self.deployment}
-        return [ScrapeTarget({**labels, "pod": pod.name}, pod.metrics) for pod in self.pods if pod.ready_at <= self.now]
+        up = [pod for pod in self.pods if pod.ready_at <= self.now]
+        engines = [ScrapeTarget({**labels, "pod": pod.name}, pod.metrics) for pod in up]
+        return engines + [ScrapeTarget({**labels, "pod": pod.name, "job": "gateway"}, pod.gateway) for pod in up]
 
     def gpu_seconds(self, now: float) -> float:
         """Pod creation to the end of its termination (or `now`), times the GPUs of a replica."""
@@ -262,6 +266,7 @@ class Fleet:
             self.rr += 1
             order = serving[offset:] + serving[:offset]
             pod = min(order, key=lambda p: p.engine.in_flight)
+        pod.gateway.observe_arrival()
         pod.engine.submit(request, t)
 
     def _end_quantum(self, start: float, end: float) -> None:

@@ -63,9 +63,11 @@ class Scenario:
 
     def plan_capacity(self) -> tuple[float, float]:
         """(req/s, concurrent sequences) per replica as llmop's plan states them: what a competent user of a
-        request-rate or concurrency autoscaler would configure it from (Little's law at the SLO)."""
+        request-rate or concurrency autoscaler would configure it from (Little's law at the SLO, with the trace's
+        mean output length)."""
         concurrency = float(self.plan.max_concurrency_at_slo or 1)
-        output = max(self.workload.mean_output_tokens(0.0), 1.0)
+        requests = self.workload.requests
+        output = max(sum(r.output_tokens for r in requests) / max(len(requests), 1), 1.0)  # the workload's mean
         return concurrency / (output * self.slo.target_ms / 1000.0), concurrency
 
     def controller(self, policy: str, headroom: float = 0.0, hold_s: float = 0.0) -> Controller:

@@ -19,6 +19,34 @@ def _gap(cell: dict[str, Any], policy: str) -> str:
     return "-" if gap is None else f"{gap:+.1f}"
 
 
+def summary(cells: list[dict[str, Any]]) -> list[str]:
+    """Per spec, gpu-speed and start-up: means over the traces of each policy's SLO-minutes and GPU-hours, and of
+    llmop's gap to the frontier at its own GPU-hours."""
+    lines = [
+        "| spec | gpu-speed | start-up s | traces | llmop | frontier gap | hpa | keda | oracle | best frontier point |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    groups: dict[tuple[str, float, float], list[dict[str, Any]]] = {}
+    for cell in cells:
+        groups.setdefault((cell["spec"], cell["gpu_speed"], cell["startup_s"]), []).append(cell)
+    for (spec, speed, startup), group in sorted(groups.items()):
+
+        def mean_of(policy: str, group: list[dict[str, Any]] = group) -> str:
+            rows = [next(r for r in c["rows"] if r["policy"] == policy) for c in group]
+            return (f"{suite.mean([r['slo_minutes_pct'] for r in rows]):.1f} / "
+                    f"{suite.mean([r['gpu_hours'] for r in rows]):.2f}")  # fmt: skip
+
+        gaps = [g for c in group if (g := suite.frontier_gap(c, "llmop")) is not None]
+        best = [max(c["frontier"], key=lambda p: (p["slo_minutes_pct"], -p["gpu_hours"])) for c in group]
+        best_text = (f"{suite.mean([p['slo_minutes_pct'] for p in best]):.1f} / "
+                     f"{suite.mean([p['gpu_hours'] for p in best]):.2f}")  # fmt: skip
+        lines.append(
+            f"| {spec} | {speed:g} | {startup:g} | {len(group)} | {mean_of('llmop')} | {suite.mean(gaps):+.1f} | "
+            f"{mean_of('hpa')} | {mean_of('keda')} | {mean_of('oracle')} | {best_text} |"
+        )
+    return lines
+
+
 def markdown(cells: list[dict[str, Any]], verdicts: dict[str, Any], skipped: list[dict[str, Any]]) -> str:
     """Every cell: SLO-minutes % / GPU-hours per policy, llmop's gap to the frontier, and the verdicts."""
     lines = [
@@ -32,6 +60,12 @@ def markdown(cells: list[dict[str, Any]], verdicts: dict[str, Any], skipped: lis
         "",
         "Each figure: SLO-minutes % / GPU-hours. Frontier gap: llmop's SLO-minutes minus the frontier's at llmop's "
         "GPU-hours (points; negative = below the frontier).",
+        "",
+        "Means over the traces:",
+        "",
+        *summary(cells),
+        "",
+        "Every cell:",
         "",
         "| spec | trace | start-up s | gpu-speed | llmop | frontier gap | hpa | keda | oracle | "
         "frontier h=0.2 hold 2m | requests |",

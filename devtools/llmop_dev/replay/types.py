@@ -66,12 +66,17 @@ class PodMetrics(Protocol):
         ...
 
 
+class Scrapeable(Protocol):
+    def samples(self) -> list[tuple[str, dict[str, str], float]]: ...
+
+
 @dataclass(frozen=True)
 class ScrapeTarget:
-    """One pod as Prometheus sees it: its target labels (namespace, llmdeployment, pod) and its metrics."""
+    """One pod as Prometheus sees it: its target labels (namespace, llmdeployment, pod) and its metrics (an
+    engine's PodMetrics, or anything else with `samples()`, such as the gateway's per-pod counter)."""
 
     labels: dict[str, str]
-    metrics: PodMetrics
+    metrics: Scrapeable
 
 
 QueryRunner = Callable[[str], list[dict[str, Any]]]  # PromQL -> prometheus-api-client custom_query result

@@ -10,6 +10,8 @@ from typing import Protocol
 from llmop.catalog.engines import Engine, EngineInfo
 from llmop.catalog.gpus import GPU
 from llmop.catalog.versions import Version
+from llmop.engines.argv import Occurrence
+from llmop.engines.flags import FlagTable
 from llmop.engines.promql import Query
 
 MODEL_CACHE_PATH = "/models"
@@ -48,9 +50,28 @@ class EngineLaunch:
     quantization_flag: str | None
     attention: AttentionChoice
     gpu_memory_utilization: float
+    engine_args: tuple[str, ...] = ()  # the user's, appended after llmop's flags (some defaults depend on them)
 
 
 Command = tuple[tuple[str, ...], tuple[str, ...], dict[str, str]]  # container command, args, env
+
+
+@dataclass(frozen=True)
+class ArgContext:
+    """What llmop itself decided that user engineArgs are checked against (cross-flag rules)."""
+
+    max_model_len: int
+    attention: AttentionKernel
+
+
+@dataclass(frozen=True)
+class RuleBreak:
+    """A cross-flag rule of the engine that user engineArgs break: where, the engine's words, what would work."""
+
+    index: int
+    written: str
+    engine_says: str
+    advice: str
 
 
 class EngineAdapter(Protocol):
@@ -61,6 +82,15 @@ class EngineAdapter(Protocol):
     owned_flags: frozenset[str]  # flags llmop sets; engineArgs may not override them (aliases included)
     field_for_flag: Mapping[str, str]  # owned flag -> the spec field that sets it (for refusal messages)
     default_max_num_seqs: int  # sequences the engine batches at most when no flag says otherwise
+    flag_hints: Mapping[str, str]  # another engine's spelling -> this engine's flag (for "did you mean")
+
+    def flag_table(self, version: Version) -> FlagTable:
+        """Every flag the engine's own parser accepts at `version` (catalog JSON)."""
+        ...
+
+    def arg_rules(self, given: Mapping[str, Occurrence], context: ArgContext) -> list[RuleBreak]:
+        """Cross-flag rules the engine checks before serving, over the user's flags (dest -> last occurrence)."""
+        ...
 
     def owned_flag_set_by(self, arg: str) -> str | None:
         """The owned flag that the engine's own parser would set from `arg`, or None."""

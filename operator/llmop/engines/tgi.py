@@ -10,7 +10,17 @@ from types import MappingProxyType
 from llmop.catalog.engines import ENGINES, Engine
 from llmop.catalog.gpus import GPU
 from llmop.catalog.versions import Version
-from llmop.engines.base import MODEL_CACHE_PATH, AttentionChoice, AttentionKernel, Command, EngineLaunch
+from llmop.engines.argv import Occurrence, read_argv
+from llmop.engines.base import (
+    MODEL_CACHE_PATH,
+    ArgContext,
+    AttentionChoice,
+    AttentionKernel,
+    Command,
+    EngineLaunch,
+    RuleBreak,
+)
+from llmop.engines.flags import FlagTable, clap_table
 from llmop.engines.promql import BY, Query, counter_rate, gauge_sum, growth, mean_of, quantile_of
 
 
@@ -58,6 +68,117 @@ FIELD_FOR_FLAG = MappingProxyType(
     }
 )
 _SHORT_FLAGS_WITHOUT_VALUE = frozenset({"e"})  # --env; a cluster goes on after it
+FLAG_TABLE_RESOURCE = "tgi_launcher_3_3_7.json"
+# vLLM spellings people carry over to TGI (for "did you mean").
+FLAG_HINTS = MappingProxyType(
+    {
+        "--tensor-parallel-size": "--num-shard",
+        "--quantization": "--quantize",
+        "--max-model-len": "--max-total-tokens",
+        "--gpu-memory-utilization": "--cuda-memory-fraction",
+        "--host": "--hostname",
+        "--model": "--model-id",
+        "--served-model-name": "--model-id",
+        "--download-dir": "--huggingface-hub-cache",
+        "--max-num-seqs": "--max-concurrent-requests",
+        "--max-num-batched-tokens": "--max-batch-prefill-tokens",
+    }
+)
+# The launcher's `max_batch_prefill_tokens` default on a card it cannot rate (launcher/src/main.rs, compute_optimal
+# None); with prefill chunking off the router needs it >= max_input_tokens (backends/v3/src/main.rs:188).
+LAUNCHER_DEFAULT_PREFILL_TOKENS = 4096
+
+
+def flag_table(version: Version) -> FlagTable:
+    """The launcher flags of TGI 3.3.7 (scripts/extract_tgi_launcher_flags.py). Older supported 3.x versions are
+    checked against this newest table; an unknown-flag refusal names the version checked."""
+    return clap_table(FLAG_TABLE_RESOURCE)
+
+
+def _int(occurrence: Occurrence | None) -> int | None:
+    value = occurrence.values[-1] if occurrence and occurrence.values else None
+    return int(value) if value is not None and value.lstrip("+").isdigit() else None
+
+
+def prefill_chunking(attention: AttentionKernel, speculate: int | None) -> tuple[bool, str]:
+    """Whether TGI chunks prefills, and why not: only with flashinfer/flashdecoding attention and no speculation
+    (server models/model.py)."""
+    if attention is AttentionKernel.PAGED:
+        return False, "paged attention on this GPU turns prefill chunking off"
+    if speculate:
+        return False, "--speculate turns prefill chunking off"
+    return True, ""
+
+
+def _user_flags(engine_args: tuple[str, ...]) -> dict[str, Occurrence]:
+    occurrences, _ = read_argv(flag_table((0, 0, 0)), list(engine_args))
+    return {occurrence.flag.dest: occurrence for occurrence in occurrences}
+
+
+def rendered_prefill_tokens(launch: EngineLaunch) -> int | None:
+    """`--max-batch-prefill-tokens` llmop renders so the router accepts max-input-tokens when chunking is off and
+    the launcher's default (4096 on a card it cannot rate) is below it; None when the user sets it (then it is
+    checked instead) or chunking is on."""
+    given = _user_flags(launch.engine_args)
+    chunking, _ = prefill_chunking(launch.attention.kernel, _int(given.get("speculate")))
+    if chunking or "max_batch_prefill_tokens" in given:
+        return None
+    return launch.max_model_len if launch.max_model_len - 1 > LAUNCHER_DEFAULT_PREFILL_TOKENS else None
+
+
+def arg_rules(given: Mapping[str, Occurrence], context: ArgContext) -> list[RuleBreak]:
+    """The launcher's and router's argument validation (launcher/src/main.rs, backends/v3/src/main.rs)."""
+    breaks: list[RuleBreak] = []
+
+    def written(dest: str) -> tuple[int, str]:
+        occurrence = given[dest]
+        return occurrence.index, " ".join((occurrence.spelled, *occurrence.values))
+
+    total, max_input = context.max_model_len, context.max_model_len - 1
+    if _int(given.get("validation_workers")) == 0:
+        breaks.append(RuleBreak(*written("validation_workers"), "`validation_workers` must be > 0", "use 1 or more"))
+    batch_total = _int(given.get("max_batch_total_tokens"))
+    if batch_total is not None and batch_total < total:
+        breaks.append(
+            RuleBreak(
+                *written("max_batch_total_tokens"),
+                f"`max_total_tokens` must be <= `max_batch_total_tokens`. Given: {total} and {batch_total}",
+                f"llmop sets --max-total-tokens to spec.maxModelLen ({total}); use --max-batch-total-tokens {total} "
+                "or more, or lower spec.maxModelLen",
+            )
+        )
+    prefill = _int(given.get("max_batch_prefill_tokens"))
+    chunking, why = prefill_chunking(context.attention, _int(given.get("speculate")))
+    if prefill is not None and prefill < max_input and not chunking:
+        breaks.append(
+            RuleBreak(
+                *written("max_batch_prefill_tokens"),
+                "`max_batch_prefill_tokens` must be >= `max_input_tokens`. "
+                f"Given: {prefill} and {max_input} (the router, once the model is loaded)",
+                f"{why}, so a whole prompt (up to --max-input-tokens {max_input}, from spec.maxModelLen) must fit in "
+                f"one prefill batch; use --max-batch-prefill-tokens {max_input} or more, or lower spec.maxModelLen",
+            )
+        )
+    if prefill is not None and batch_total is not None and prefill > batch_total:
+        breaks.append(
+            RuleBreak(
+                *written("max_batch_prefill_tokens"),
+                f"`max_batch_prefill_tokens` must be <= `max_batch_total_tokens`. Given: {prefill} and {batch_total}",
+                f"use --max-batch-prefill-tokens {batch_total} or less, or raise --max-batch-total-tokens",
+            )
+        )
+    if "ngrok" in given:
+        for needed in ("ngrok_authtoken", "ngrok_edge"):
+            if needed not in given:
+                name = needed.replace("_", "-")
+                breaks.append(
+                    RuleBreak(
+                        *written("ngrok"),
+                        f"`{name}` must be set when using ngrok tunneling",
+                        f"add --{name} or remove --ngrok",
+                    )
+                )
+    return breaks
 
 
 def owned_flag_set_by(arg: str) -> str | None:
@@ -99,6 +220,9 @@ def command(launch: EngineLaunch) -> Command:
         args += ["--quantize", launch.quantization_flag]
     else:
         args += ["--dtype", launch.dtype]
+    prefill = rendered_prefill_tokens(launch)
+    if prefill is not None:
+        args += ["--max-batch-prefill-tokens", str(prefill)]
     args += list(launch.attention.args)
     return info.command, tuple(args), env
 
@@ -205,6 +329,9 @@ class TgiAdapter:
     owned_flags = OWNED_FLAGS
     field_for_flag: Mapping[str, str] = FIELD_FOR_FLAG
     default_max_num_seqs = 4096  # bounded by its token budget only
+    flag_hints: Mapping[str, str] = FLAG_HINTS
+    flag_table = staticmethod(flag_table)
+    arg_rules = staticmethod(arg_rules)
     owned_flag_set_by = staticmethod(owned_flag_set_by)
     command = staticmethod(command)
     attention = staticmethod(attention)

@@ -13,7 +13,17 @@ import requests
 from llmop.catalog.engines import ENGINES, Engine
 from llmop.catalog.gpus import GPU
 from llmop.catalog.versions import Version, in_range
-from llmop.engines.base import MODEL_CACHE_PATH, AttentionChoice, AttentionKernel, Command, EngineLaunch
+from llmop.engines.argv import Occurrence
+from llmop.engines.base import (
+    MODEL_CACHE_PATH,
+    ArgContext,
+    AttentionChoice,
+    AttentionKernel,
+    Command,
+    EngineLaunch,
+    RuleBreak,
+)
+from llmop.engines.flags import FlagTable, argparse_table, human_int
 from llmop.engines.promql import BY, Query, counter_rate, gauge_sum, growth, mean_of, quantile_of
 
 # ITL/TPOT buckets (identical 0.11 -> 0.33): nothing resolves below the first edge (10 ms).
@@ -65,6 +75,76 @@ FIELD_FOR_FLAG = MappingProxyType(
         "--revision": "spec.model.revision",
     }
 )
+
+
+FLAG_TABLE_RESOURCE = "vllm_0_33_0.json"
+# TGI spellings people carry over to vLLM (for "did you mean").
+FLAG_HINTS = MappingProxyType(
+    {
+        "--num-shard": "--tensor-parallel-size",
+        "--quantize": "--quantization",
+        "--max-total-tokens": "--max-model-len",
+        "--max-input-tokens": "--max-model-len",
+        "--cuda-memory-fraction": "--gpu-memory-utilization",
+        "--hostname": "--host",
+        "--model-id": "--model",
+        "--huggingface-hub-cache": "--download-dir",
+        "--max-concurrent-requests": "--max-num-seqs",
+        "--max-batch-prefill-tokens": "--max-num-batched-tokens",
+    }
+)
+
+
+def flag_table(version: Version) -> FlagTable:
+    """vLLM 0.33.0's `vllm serve` flags (scripts/extract_vllm_flags.py). Older supported versions (0.11 - 0.32) are
+    checked against this newest table: a flag added since is accepted for them, and an unknown-flag refusal names
+    the version checked."""
+    return argparse_table(FLAG_TABLE_RESOURCE)
+
+
+def _switched_on(occurrence: Occurrence | None) -> bool:
+    return occurrence is not None and occurrence.spelled not in occurrence.flag.negatives
+
+
+def arg_rules(given: Mapping[str, Occurrence], context: ArgContext) -> list[RuleBreak]:
+    """Checks vLLM makes before loading the model (entrypoints/common/cli_args.py validate_parsed_serve_args,
+    config/scheduler.py verify_max_model_len)."""
+    breaks: list[RuleBreak] = []
+
+    def written(dest: str) -> tuple[int, str]:
+        occurrence = given[dest]
+        return occurrence.index, " ".join((occurrence.spelled, *occurrence.values))
+
+    for flag, needs, dest in (
+        ("--enable-auto-tool-choice", "--tool-call-parser", "enable_auto_tool_choice"),
+        ("--enable-log-outputs", "--enable-log-requests", "enable_log_outputs"),
+    ):
+        needed = given.get(needs.removeprefix("--").replace("-", "_"))
+        if _switched_on(given.get(dest)) and not (needed and (needed.values or _switched_on(needed))):
+            breaks.append(RuleBreak(*written(dest), f"Error: {flag} requires {needs}", f"add {needs} or remove {flag}"))
+    batched = given.get("max_num_batched_tokens")
+    tokens = human_int(batched.values[-1]) if batched and batched.values else None
+    seqs = given.get("max_num_seqs")
+    seq_count = int(seqs.values[-1]) if seqs and seqs.values and seqs.values[-1].lstrip("+-").isdigit() else None
+    if tokens is not None and seq_count is not None and tokens < seq_count:
+        breaks.append(
+            RuleBreak(
+                *written("max_num_batched_tokens"),
+                f"max_num_batched_tokens ({tokens}) must be greater than or equal to max_num_seqs ({seq_count}).",
+                f"use --max-num-batched-tokens {seq_count} or more, or a smaller --max-num-seqs",
+            )
+        )
+    chunked = given.get("enable_chunked_prefill")
+    if tokens is not None and chunked is not None and not _switched_on(chunked) and tokens < context.max_model_len:
+        breaks.append(
+            RuleBreak(
+                *written("max_num_batched_tokens"),
+                f"max_num_batched_tokens ({tokens}) is smaller than max_model_len ({context.max_model_len}).",
+                f"with chunked prefill off use --max-num-batched-tokens {context.max_model_len} or more "
+                "(spec.maxModelLen), or keep chunked prefill on",
+            )
+        )
+    return breaks
 
 
 def owned_flag_set_by(arg: str) -> str | None:
@@ -255,6 +335,9 @@ class VllmAdapter:
     owned_flags = OWNED_FLAGS
     field_for_flag: Mapping[str, str] = FIELD_FOR_FLAG
     default_max_num_seqs = 256  # --max-num-seqs default before V1's per-GPU defaults (the planner's capacity model)
+    flag_hints: Mapping[str, str] = FLAG_HINTS
+    flag_table = staticmethod(flag_table)
+    arg_rules = staticmethod(arg_rules)
     owned_flag_set_by = staticmethod(owned_flag_set_by)
     command = staticmethod(command)
     attention = staticmethod(attention)

@@ -12,7 +12,7 @@ from llmop.catalog.models import MODELS, Architecture, resolve_model
 from llmop.catalog.quantization import METHODS, EngineRule
 from llmop.catalog.versions import parse_version
 from llmop.engines import adapter
-from llmop.engines.base import AttentionChoice, EngineLaunch
+from llmop.engines.base import ArgContext, AttentionChoice, EngineLaunch
 from llmop.plan.compat import choose_dtype, engine_gpu_finding, resolve_quantization
 from llmop.plan.engine_args import check_engine_args
 from llmop.plan.latency import DecodeModel
@@ -181,7 +181,8 @@ def plan(spec: LLMDeploymentSpec, name: str = "llm", image_registry: str = DEFAU
     rule = resolve_quantization(spec.quantization, engine, version, version_text, gpu)
     if isinstance(rule, Finding):
         errors.append(rule)
-    errors.extend(check_engine_args(engine, spec.engine_args))
+    context = ArgContext(spec.max_model_len, _attention(engine, gpu, version).kernel)
+    errors.extend(check_engine_args(engine, spec.engine_args, context, version_text))
     if spec.replicas.min > spec.replicas.max:
         errors.append(
             Finding("spec.replicas", f"min {spec.replicas.min} is above max {spec.replicas.max}; set min <= max")
@@ -270,6 +271,7 @@ def _accepted_plan(
             quantization_flag=rule.flag,
             attention=attention,
             gpu_memory_utilization=utilization,
+            engine_args=tuple(spec.engine_args),
         )
     )
     token = spec.model.token_secret_ref
