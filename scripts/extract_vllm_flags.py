@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import inspect
 import json
 import logging
@@ -54,8 +55,10 @@ def describe_type(func: Any) -> dict[str, Any]:
         if wrapper == "optional":
             out["none_ok"] = True
         return out
-    if name.endswith("parse_dataclass"):
-        return {"type": "json", "converter": "parse_dataclass"}  # pydantic TypeAdapter(config).validate_json
+    if name.endswith("parse_dataclass"):  # pydantic TypeAdapter(config).validate_json: unknown keys are refused
+        config = (func.__defaults__ or (None,))[0]
+        keys = sorted(f.name for f in dataclasses.fields(config) if f.init)
+        return {"type": "json", "converter": "parse_dataclass", "config": config.__name__, "keys": keys}
     if name == "union_dict_and_str":
         return {"type": "str", "converter": "union_dict_and_str"}  # a JSON object when it looks like one
     if name == "parse_reasoning_parser":

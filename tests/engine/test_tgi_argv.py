@@ -227,3 +227,37 @@ def test_parse_collects_values() -> None:
     seen, errors = parse_tgi_argv(["--port=8080", "--json-output", "--cuda-graphs", "1,2"])
     assert errors == []
     assert seen == {"port": ["8080"], "json-output": ["true"], "cuda-graphs": ["1,2"]}
+
+
+# ---------------------------------------------------- the planner's verdicts against the launcher facts
+
+
+def _tgi_plan(args: list[str], **extra: Any) -> Any:
+    from llmop.plan.parse import parse_spec
+    from llmop.plan.planner import plan
+
+    spec = {"model": {"name": "meta-llama/Llama-3.1-8B-Instruct"}, "engine": "tgi", "gpu": {"type": "H100-80GB"}}
+    return plan(parse_spec({**spec, "engineArgs": args, **extra}))  # type: ignore[arg-type]
+
+
+def test_planner_accepted_engine_args_pass_the_launcher() -> None:
+    """Every TGI argv the planner accepts for the unit corpus (and the T4 prefill budget) passes the launcher."""
+    from llmop.plan.types import Plan
+    from support.engine_args_corpus import TGI_ACCEPTED
+
+    plans = [_tgi_plan(args) for args in TGI_ACCEPTED]
+    plans.append(_tgi_plan([], quantization="nf4", gpu={"type": "T4"}, maxModelLen=8192))
+    for result in plans:
+        assert isinstance(result, Plan), result
+        assert check_tgi_argv(list(result.args), result.env, via_entrypoint=False) == []
+
+
+def test_planner_refused_engine_args_fail_the_launcher() -> None:
+    """The nine engineArgs TGI 3.3.7's real launcher rejected are refused by the planner and by the launcher facts."""
+    from llmop.plan.types import PlanErrors
+    from support.engine_args_corpus import TGI_REFUSED
+
+    base = _tgi_plan([])
+    for args, _, _ in TGI_REFUSED:
+        assert isinstance(_tgi_plan(args), PlanErrors), args
+        assert check_tgi_argv([*base.args, *args], base.env, via_entrypoint=False), args

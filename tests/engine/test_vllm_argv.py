@@ -171,3 +171,64 @@ def test_missing_venv_raises_clearly(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setenv("LLMOP_VLLM_VENV", str(tmp_path / "nope"))
     with pytest.raises(EngineCheckUnavailable, match=r"vllm-venv\.sh"):
         check_vllm_argv([{"name": "x", "args": [M], "env": {}}])
+
+
+# ------------------------------------------------------- the planner's verdicts against the real parser
+
+
+def _corpus_cases() -> list[dict[str, Any]]:
+    """Each unit-corpus engineArgs case appended to an argv llmop renders, for vLLM's own parser."""
+    from support.engine_args_corpus import VLLM_ACCEPTED, VLLM_REFUSED, VLLM_REFUSED_AMBIGUOUS
+
+    base = [M, "--max-model-len", "8192"]
+    cases = [{"name": f"accepted:{' '.join(a)}", "args": base + a, "env": {}} for a in VLLM_ACCEPTED]
+    cases += [{"name": f"refused:{' '.join(a)}", "args": base + a, "env": {}} for a, _, _ in VLLM_REFUSED]
+    cases += [{"name": f"ambiguous:{' '.join(a)}", "args": base + a, "env": {}} for a, _, _ in VLLM_REFUSED_AMBIGUOUS]
+    return cases
+
+
+@pytest.fixture(scope="module")
+def corpus_results(require_venv: None) -> dict[str, dict[str, Any]]:
+    return {r["name"]: r for r in check_vllm_argv(_corpus_cases())}
+
+
+def test_planner_verdicts_match_vllms_parser(corpus_results: dict[str, dict[str, Any]]) -> None:
+    """engineArgs the planner accepts parse with vLLM 0.33.0; those it refuses are refused by vLLM too, except a
+    repeated flag, which vLLM takes (keeping the last value) and llmop refuses as ambiguous."""
+    from llmop.plan.parse import parse_spec
+    from llmop.plan.planner import plan
+    from llmop.plan.types import Plan
+
+    wrong = []
+    for case in _corpus_cases():
+        kind, _, _ = case["name"].partition(":")
+        user = case["args"][3:]
+        spec = parse_spec({"model": {"name": M}, "gpu": {"type": "H100-80GB"}, "maxModelLen": 8192, "engineArgs": user})
+        verdict = plan(spec)  # type: ignore[arg-type]
+        real = corpus_results[case["name"]]
+        if isinstance(verdict, Plan) != (kind == "accepted"):
+            wrong.append(f"planner {'accepted' if isinstance(verdict, Plan) else 'refused'} {user}")
+        if kind == "accepted" and not real["ok"]:
+            wrong.append(f"vLLM refused {user} that the planner accepts: {real['errors']}")
+        if kind == "refused" and real["ok"]:
+            wrong.append(f"vLLM accepted {user} that the planner refuses")
+        if kind == "ambiguous" and not real["ok"]:
+            wrong.append(f"vLLM refused the repeat {user}: {real['errors']}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_planner_argv_with_accepted_engine_args_parses(require_venv: None) -> None:
+    """The full argv the planner renders with each accepted engineArgs case parses with vLLM's parser."""
+    from llmop.plan.parse import parse_spec
+    from llmop.plan.planner import plan
+    from llmop.plan.types import Plan
+    from support.engine_args_corpus import VLLM_ACCEPTED
+
+    cases = []
+    for args in VLLM_ACCEPTED:
+        spec = parse_spec({"model": {"name": M}, "gpu": {"type": "H100-80GB"}, "engineArgs": args})
+        result = plan(spec)  # type: ignore[arg-type]
+        assert isinstance(result, Plan), (args, result)
+        cases.append({"name": " ".join(args), "args": list(result.args), "env": result.env})
+    bad = [f"{r['name']}: {r['errors']}" for r in check_vllm_argv(cases) if not r["ok"]]
+    assert not bad, "\n".join(bad)

@@ -1,5 +1,4 @@
-"""engineArgs cases with the planner's expected verdict: the unit tier pins the messages, the engine tier checks the
-vLLM ones against vLLM's real parser (so the flag table is tested against the real thing)."""
+"""engineArgs cases and the planner's verdicts, shared by the unit tier (messages) and the engine tier (parsers)."""
 
 from __future__ import annotations
 
@@ -129,16 +128,26 @@ VLLM_REFUSED: list[tuple[list[str], int, str]] = [
         "--max-num-queued-tokens",
     ),
     (
-        ["--max-num-batched-tokens", "2k", "--max-num-seqs", "4000"],
+        ["--compilation-config.level=3"],
         0,
-        "'--max-num-batched-tokens 2k' is refused by vLLM 0.33.0 (max_num_batched_tokens (2000) must be greater than "
-        "or equal to max_num_seqs (4000).); use --max-num-batched-tokens 4000 or more, or a smaller --max-num-seqs",
+        "'--compilation-config.level=3' is refused by vLLM 0.33.0 (argument --compilation-config/-cc: 1 validation "
+        "error for CompilationConfig | level | Unexpected keyword argument); --compilation-config takes a JSON object",
     ),
     (
         ["--enable-auto-tool-choice"],
         0,
         "'--enable-auto-tool-choice' is refused by vLLM 0.33.0 (Error: --enable-auto-tool-choice requires "
         "--tool-call-parser); add --tool-call-parser or remove --enable-auto-tool-choice",
+    ),
+]
+# Refused by vLLM's SchedulerConfig (config/scheduler.py verify_max_model_len) when the engine is built, after the
+# parser and the serve-args checks that scripts/vllm_argcheck.py runs.
+VLLM_REFUSED_CONFIG: list[tuple[list[str], int, str]] = [
+    (
+        ["--max-num-batched-tokens", "2k", "--max-num-seqs", "4000"],
+        0,
+        "'--max-num-batched-tokens 2k' is refused by vLLM 0.33.0 (max_num_batched_tokens (2000) must be greater than "
+        "or equal to max_num_seqs (4000).); use --max-num-batched-tokens 4000 or more, or a smaller --max-num-seqs",
     ),
 ]
 # Refused by llmop although vLLM's parser takes them: it silently keeps the last of a repeated flag.
@@ -182,8 +191,8 @@ VLLM_ACCEPTED: list[list[str]] = [
     ["--seed", "-1"],
     ["--max-num-batched-tokens", "16k"],
     ["--served-model-name", "my model", "other"],
-    ["--compilation-config.level=3"],
-    ["--compilation-config", '{"level": 3}'],
+    ["--compilation-config.mode=3"],
+    ["--compilation-config", '{"mode": 3}'],
     ["-O3"],
     ["-dpl", "1"],
     ["--enforce-eager", "--max-logprobs", "10"],

@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import pytest
 
-from support.engine_args_corpus import (
-    TGI_ACCEPTED,
-    TGI_REFUSED,
-    VLLM_ACCEPTED,
-    VLLM_REFUSED,
-    VLLM_REFUSED_AMBIGUOUS,
-)
-
 from llmop.catalog.engines import Engine
 from llmop.engines import adapter
 from llmop.engines.flags import Arity
 from llmop.plan.parse import parse_spec
 from llmop.plan.planner import plan
 from llmop.plan.types import Plan, PlanErrors
+from support.engine_args_corpus import (
+    TGI_ACCEPTED,
+    TGI_REFUSED,
+    VLLM_ACCEPTED,
+    VLLM_REFUSED,
+    VLLM_REFUSED_AMBIGUOUS,
+    VLLM_REFUSED_CONFIG,
+)
 
 
 def _plan(engine: str, args: list[str], **extra: object) -> Plan | PlanErrors:
@@ -79,8 +79,8 @@ def test_tgi_launcher_refusals(args: list[str], index: int, message: str) -> Non
 
 @pytest.mark.parametrize(
     ("args", "index", "message"),
-    VLLM_REFUSED + VLLM_REFUSED_AMBIGUOUS,
-    ids=[" ".join(c[0]) for c in VLLM_REFUSED + VLLM_REFUSED_AMBIGUOUS],
+    VLLM_REFUSED + VLLM_REFUSED_CONFIG + VLLM_REFUSED_AMBIGUOUS,
+    ids=[" ".join(c[0]) for c in VLLM_REFUSED + VLLM_REFUSED_CONFIG + VLLM_REFUSED_AMBIGUOUS],
 )
 def test_vllm_parser_refusals(args: list[str], index: int, message: str) -> None:
     assert _only_error(_plan("vllm", args)) == (f"spec.engineArgs[{index}]", message)

@@ -105,7 +105,7 @@ BENIGN_ARGS = [
     "--max-num-seqs",
     "--served-model-name",
     "--max-batch-size=4",
-    "--compilation-config.level=3",
+    "--compilation-config.mode=3",
     "-O3",
     "-dpl",
     "--trust-remote-code",
@@ -474,7 +474,7 @@ def test_known_smuggling_spellings_are_refused() -> None:
     for args in (["-p9000"], ["-ep9000"], ["-p=9000"]):
         result = plan(parse_spec({**base, "engine": "tgi", "engineArgs": args}), "x")  # type: ignore[arg-type]
         assert isinstance(result, PlanErrors), args
-    for args in (["-dpl", "1"], ["-O3"], ["--compilation-config.level=3"], ["-e"], ["--enable-prefix-caching"]):
+    for args in (["-dpl", "1"], ["-O3"], ["--compilation-config.mode=3"], ["-e"], ["--enable-prefix-caching"]):
         engine = "tgi" if args == ["-e"] else "vllm"
         result = plan(parse_spec({**base, "engine": engine, "engineArgs": args}), "x")  # type: ignore[arg-type]
         assert isinstance(result, Plan), (args, result)

@@ -232,7 +232,8 @@ def test_removed_pod_drains_within_grace_and_gpu_seconds_end_with_it() -> None:
     built = fleet(pods=1, grace_s=30.0)
     built.advance(1.0, [Request(0.5, 100, 500)])
     built.scale_to(0, 1.0)
-    assert built.pods_view() == () and [t.labels.get("job") for t in built.targets()] == [None, "gateway"]  # draining: still scraped
+    jobs = [t.labels.get("job") for t in built.targets()]
+    assert built.pods_view() == () and jobs == [None, "gateway"]  # draining: out of the Service, still scraped
     built.advance(10.0, [])
     done = built.gone[0].gone_at
     assert done is not None and 1.0 < done < 10.0 and done == built.gone[0].engine.last_finish_s

@@ -1,5 +1,4 @@
-"""How an engine's parser reads an argv against its flag table: which flag each element sets, its values, and the
-parser's own complaint where it would refuse (argparse 3.11 as vLLM extends it; clap 4 for TGI)."""
+"""How an engine's parser (argparse as vLLM extends it, clap for TGI) reads an argv against its flag table."""
 
 from __future__ import annotations
 

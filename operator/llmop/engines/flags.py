@@ -44,6 +44,8 @@ class Flag:
     int_max: int | None = None  # clap: the Rust integer type's range
     value_name: str = ""  # clap's <VALUE_NAME>
     negatives: tuple[str, ...] = ()  # --no-x / --disable-x spellings of a switch
+    config: str = ""  # vLLM: the config class a JSON value is validated against
+    keys: tuple[str, ...] | None = None  # ... and the keys it takes (pydantic refuses others)
 
     @property
     def shown(self) -> str:
@@ -160,6 +162,9 @@ def _argparse_error(flag: Flag, value: str) -> str | None:
         ok = converted is not None
     elif flag.kind == "json":
         ok = _json_ok(value)
+        unknown = _unknown_key(flag, value) if ok else None
+        if unknown:
+            return f"{head} 1 validation error for {flag.config} | {unknown} | Unexpected keyword argument"
     if not ok:
         base = flag.converter.removeprefix("optional(").removeprefix("parse(").rstrip(")")
         if flag.converter in ("int", "float"):
@@ -177,6 +182,19 @@ def _argparse_error(flag: Flag, value: str) -> str | None:
             listed = ", ".join(repr(choice) for choice in flag.choices)
             return f"{head} invalid choice: {shown!r} (choose from {listed})"
     return None
+
+
+def _unknown_key(flag: Flag, value: str) -> str | None:
+    """The first top-level key of a JSON object that the flag's config class does not have."""
+    if flag.keys is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    return next((str(key) for key in parsed if key not in flag.keys), None)
 
 
 def _json_ok(value: str) -> bool:
@@ -208,6 +226,8 @@ def _argparse_flag(row: dict[str, Any]) -> Flag:
         none_ok=bool(row.get("none_ok")),
         normalize=row.get("normalize"),
         negatives=tuple(row.get("negative_options", ())),
+        config=row.get("config", ""),
+        keys=tuple(row["keys"]) if "keys" in row else None,
     )
 
 

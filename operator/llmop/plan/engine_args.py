@@ -1,5 +1,4 @@
-"""The guard on user engineArgs: owned flags, shell syntax, and the engine version's own flag table (unknown flags,
-values, arity, repeats, cross-flag rules), each refused in the engine's words with what would work."""
+"""The guard on user engineArgs: owned flags, shell syntax, and the engine version's flag table and rules."""
 
 from __future__ import annotations
 
@@ -174,9 +173,9 @@ def _value_finding(table: FlagTable, label: str, engine_args: list[str], occurre
     values = occurrence.values
     if occurrence.dotted:
         token = engine_args[occurrence.index]
-        key = token.split("=", 1)[0].split(".", 1)[1]
-        if flag.kind in ("json", "str"):
-            return None  # vLLM validates the merged object against its config class after parsing
+        key = token.split("=", 1)[0].split(".", 1)[1].split(".", 1)[0].rstrip("+")
+        if flag.kind == "str" or (flag.kind == "json" and (flag.keys is None or key in flag.keys)):
+            return None  # the key's value is checked by vLLM's config class once parsed
         values = (json.dumps({key: values[0]}),)
     for value in values:
         says = value_error(table, flag, value)
