@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PATH := $(HOME)/.local/bin:$(PATH)
 
-.PHONY: setup setup-python setup-system setup-bins setup-engines test test-unit lint demo crd bench
+.PHONY: setup setup-python setup-system setup-bins setup-engines test test-unit lint demo crd bench mutation
 
 setup: setup-system setup-python setup-bins
 
@@ -38,4 +38,8 @@ crd:
 	cp crds/llmop.io_llmdeployments.yaml charts/llmop/crds/llmop.io_llmdeployments.yaml
 
 bench: setup-python
-	$(PYTHON) bench/autoscale.py
+	$(PYTHON) bench/autoscale.py --quick
+
+mutation: setup-python
+	$(PYTHON) -m pip install -q "mutmut==3.8.1"
+	$(PYTHON) scripts/mutation.py
