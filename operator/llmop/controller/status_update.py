@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmop.api.status import ConditionType, Phase, get_condition, set_condition
+from llmop.api.status import ConditionType, LLMDeploymentStatus, Phase, PlanStatus, get_condition, set_condition
 from llmop.autoscale.metrics import Observation
 from llmop.autoscale.policy import Decision
 from llmop.plan.types import Plan, PlanErrors
@@ -45,22 +45,29 @@ def recorded_replicas(status: dict[str, Any]) -> int | None:
     return None
 
 
+def typed(status: dict[str, Any]) -> dict[str, Any]:
+    """Every status this module writes goes through the typed model (api/status.py, from which the CRD's status
+    schema is generated): a field the CRD lacks or a value of the wrong type fails here, not in the API server."""
+    return LLMDeploymentStatus.model_validate(status).model_dump(by_alias=True, exclude_unset=True, mode="json")
+
+
 def plan_summary(plan: Plan) -> dict[str, Any]:
-    return {
-        "engine": plan.engine.value,
-        "engineVersion": plan.engine_version,
-        "image": plan.image,
-        "gpuType": plan.gpu_type,
-        "tensorParallel": plan.tensor_parallel,
-        "attentionBackend": plan.attention_backend,
-        "dtype": plan.dtype,
-        "quantizationFlag": plan.quantization_flag,
-        "weightsGiB": round(plan.weights_gib, 2),
-        "kvCacheGiB": round(plan.kv_cache_gib, 2),
-        "decodeFloorMs": round(plan.decode_floor_ms, 2),
-        "maxConcurrencyAtSlo": plan.max_concurrency_at_slo,
-        "warnings": [str(w) for w in plan.warnings],
-    }
+    summary = PlanStatus(
+        engine=plan.engine.value,
+        engine_version=plan.engine_version,
+        image=plan.image,
+        gpu_type=plan.gpu_type,
+        tensor_parallel=plan.tensor_parallel,
+        attention_backend=plan.attention_backend,
+        dtype=plan.dtype,
+        quantization_flag=plan.quantization_flag,
+        weights_gib=round(plan.weights_gib, 2),
+        kv_cache_gib=round(plan.kv_cache_gib, 2),
+        decode_floor_ms=round(plan.decode_floor_ms, 2),
+        max_concurrency_at_slo=plan.max_concurrency_at_slo,
+        warnings=[str(w) for w in plan.warnings],
+    )
+    return summary.model_dump(by_alias=True, mode="json")
 
 
 def unschedulable_message(pods: list[dict[str, Any]]) -> str | None:
@@ -204,7 +211,7 @@ def compute_status(
     status["conditions"] = conditions
     if generation is not None and not isinstance(result, PlanErrors):
         status["observedGeneration"] = generation
-    return StatusUpdate(status=status, events=events)
+    return StatusUpdate(status=typed(status), events=events)
 
 
 def merge_patch(old: Any, new: Any) -> Any:
@@ -305,7 +312,7 @@ def decision_status(
     if decision.direction != "hold" and decision.desired != replicas:
         status["lastScale"] = {"at": now, "from": replicas, "to": decision.desired, "reason": decision.reason}
         events.append(EventIntent("Normal", "Scaled", decision.reason))
-    return status, events
+    return typed(status), events
 
 
 def _transition(conditions: list[dict[str, Any]], type_: str, status: bool | None, reason: str) -> bool:
