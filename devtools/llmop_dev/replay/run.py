@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from llmop.api.spec import DecodeLatencySLO
@@ -47,14 +48,26 @@ class Scenario:
             raise ValueError(f"{self.resource.name}: spec.slo.decodeLatency is required to autoscale")
         return slo
 
-    def hardware(self) -> Hardware:
+    @cached_property
+    def _hardware(self) -> Hardware:
         return Hardware.from_plan(self.plan, gpu_speed=self.gpu_speed)
+
+    @cached_property
+    def _capacities(self) -> dict[tuple[float, float], float]:
+        return {}
+
+    def hardware(self) -> Hardware:
+        return self._hardware
 
     def true_capacity(self, prompt: float, output: float) -> float:
         """Requests/s one replica of the simulated GPU sustains within the SLO and the TTFT bound (ground truth,
         measured by running the physics)."""
-        target, percentile = float(self.slo.target_ms), float(self.slo.percentile)
-        return capacity_cache.capacity_rps(self.hardware(), prompt, output, target, percentile, self.ttft_bound_s)
+        known = self._capacities.get((prompt, output))
+        if known is None:
+            target, percentile = float(self.slo.target_ms), float(self.slo.percentile)
+            known = capacity_cache.capacity_rps(self.hardware(), prompt, output, target, percentile, self.ttft_bound_s)
+            self._capacities[(prompt, output)] = known
+        return known
 
     def sizer(self, headroom: float) -> references.Sizer:
         return references.Sizer(
