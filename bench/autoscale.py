@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from llmop_dev.replay import suite
-from llmop_dev.replay.suite_report import markdown, plot
+from llmop_dev.replay.suite_report import headline, markdown, plot, update_benchmarks
 
 HERE = Path(__file__).resolve().parent
 
@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "autoscale.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     text = markdown(done, summary["verdicts"], skipped)
     (out / "autoscale.md").write_text(text, encoding="utf-8")
+    update_benchmarks(HERE.parent / "BENCHMARKS.md", headline(done, summary["verdicts"], skipped))
     for spec in sorted({c["spec"] for c in done}):
         plot([c for c in done if c["spec"] == spec], out / f"autoscale-{spec}.png", spec)
     print(json.dumps(summary["verdicts"], indent=2)[:4000])

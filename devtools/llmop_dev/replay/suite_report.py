@@ -47,6 +47,43 @@ def summary(cells: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+BEGIN, END = "<!-- autoscale:begin -->", "<!-- autoscale:end -->"
+
+
+def headline(cells: list[dict[str, Any]], verdicts: dict[str, Any], skipped: list[dict[str, Any]]) -> str:
+    """The verdicts and the per-spec means, for BENCHMARKS.md (between its autoscale markers)."""
+    frontier, baselines, slow = verdicts["frontier"], verdicts["baselines"], verdicts["gpu_speed_0_8"]
+    lines = [
+        f"Written by `python bench/autoscale.py --report` from {len(cells)} replayed cells "
+        f"({len(skipped)} not replayed: no load meets the SLO there); every cell is in `bench/results/autoscale.md`.",
+        "",
+        "| target (issue 11) | result |",
+        "| --- | --- |",
+        f"| llmop within 1 SLO-minute point of the reactive frontier at its own GPU-hours, every cell | "
+        f"{frontier['met']} of {verdicts['cells']} cells |",
+        f"| llmop dominates `hpa` and `keda` in >= 90 % of (cell, baseline) pairs | {baselines['dominated']} of "
+        f"{baselines['pairs']} ({baselines['pct']:.1f} %) |",
+        f"| gpu-speed 0.8 costs llmop <= 3 SLO-minute points against 1.0 | {slow['within_3pt']} of "
+        f"{slow['compared']} |",
+        "",
+        "Means over the traces (SLO-minutes % / GPU-hours):",
+        "",
+        *summary(cells),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def update_benchmarks(path: Path, text: str) -> bool:
+    """Replace what is between the autoscale markers of BENCHMARKS.md; False when the markers are missing."""
+    document = path.read_text(encoding="utf-8")
+    if BEGIN not in document or END not in document:
+        return False
+    head, rest = document.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{BEGIN}\n{text}{END}{tail}", encoding="utf-8")
+    return True
+
+
 def markdown(cells: list[dict[str, Any]], verdicts: dict[str, Any], skipped: list[dict[str, Any]]) -> str:
     """Every cell: SLO-minutes % / GPU-hours per policy, llmop's gap to the frontier, and the verdicts."""
     lines = [
