@@ -34,13 +34,21 @@ def build_1_2_5_buckets(max_value: int) -> tuple[float, ...]:
         exponent += 1
 
 
-def go_float(value: float) -> str:
-    """prometheus_client's floatToGoString (vLLM's `le` strings and sample values)."""
-    value = float(value)
+def _special(value: float) -> str | None:
+    """NaN and the infinities as both exposition formats write them."""
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
+    return None
+
+
+def go_float(value: float) -> str:
+    """prometheus_client's floatToGoString (vLLM's `le` strings and sample values)."""
+    value = float(value)
+    special = _special(value)
+    if special is not None:
+        return special
     text = repr(value)
     dot = text.find(".")
     if value > 0 and dot > 6:
@@ -52,10 +60,9 @@ def go_float(value: float) -> str:
 def rust_float(value: float) -> str:
     """Rust's `Display` for f64 (metrics-exporter-prometheus: TGI's `le` strings and gauges): 1 not 1.0, no exponent."""
     value = float(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
+    special = _special(value)
+    if special is not None:
+        return special
     text = repr(value)
     if "e" in text:
         text = format(Decimal(text), "f")

@@ -63,15 +63,21 @@ class Fleet:
             self.sims[(spec.namespace, spec.name)] = sim
         return sim
 
+    def _advanced(self, namespace: str, name: str) -> tuple[DeploymentSim | None, float]:
+        """The deployment's simulation brought up to now (call with the lock held), and now."""
+        now = time.time()
+        sim = self.sims.get((namespace, name))
+        if sim is not None:
+            sim.advance(now)
+        return sim, now
+
     def set_load(self, namespace: str, name: str, rps: float, output_tokens: float | None = None,
                  prompt_tokens: float | None = None) -> bool:  # fmt: skip
         """Constant Poisson load from now on (replaces a trace)."""
         with self.lock:
-            sim = self.sims.get((namespace, name))
+            sim, now = self._advanced(namespace, name)
             if sim is None:
                 return False
-            now = time.time()
-            sim.advance(now)
             source = sim.source
             if isinstance(source, RateSource):
                 source.set(rps, output_tokens, prompt_tokens)
@@ -83,11 +89,9 @@ class Fleet:
     def set_trace(self, namespace: str, name: str, workload: RateWorkload | RequestWorkload,
                   started: float | None = None) -> bool:  # fmt: skip
         with self.lock:
-            sim = self.sims.get((namespace, name))
+            sim, now = self._advanced(namespace, name)
             if sim is None:
                 return False
-            now = time.time()
-            sim.advance(now)
             sim.source = TraceSource(workload, now if started is None else started)
             return True
 

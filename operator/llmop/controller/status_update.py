@@ -51,23 +51,14 @@ def typed(status: dict[str, Any]) -> dict[str, Any]:
     return LLMDeploymentStatus.model_validate(status).model_dump(by_alias=True, exclude_unset=True, mode="json")
 
 
+PLAN_STATUS_KEYS = frozenset(field.alias or name for name, field in PlanStatus.model_fields.items())
+
+
 def plan_summary(plan: Plan) -> dict[str, Any]:
-    summary = PlanStatus(
-        engine=plan.engine.value,
-        engine_version=plan.engine_version,
-        image=plan.image,
-        gpu_type=plan.gpu_type,
-        tensor_parallel=plan.tensor_parallel,
-        attention_backend=plan.attention_backend,
-        dtype=plan.dtype,
-        quantization_flag=plan.quantization_flag,
-        weights_gib=round(plan.weights_gib, 2),
-        kv_cache_gib=round(plan.kv_cache_gib, 2),
-        decode_floor_ms=round(plan.decode_floor_ms, 2),
-        max_concurrency_at_slo=plan.max_concurrency_at_slo,
-        warnings=[str(w) for w in plan.warnings],
-    )
-    return summary.model_dump(by_alias=True, mode="json")
+    """status.plan: the PlanStatus fields of `llmop plan --json`'s plan object, plus the warnings as text."""
+    data = {key: value for key, value in plan.to_json().items() if key in PLAN_STATUS_KEYS}
+    data["warnings"] = [str(w) for w in plan.warnings]
+    return PlanStatus.model_validate(data).model_dump(by_alias=True, mode="json")
 
 
 def unschedulable_message(pods: list[dict[str, Any]]) -> str | None:
