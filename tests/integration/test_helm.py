@@ -381,7 +381,20 @@ def test_install_creates_monitoring_objects_when_the_api_exists(helm: Helm, clus
         helm.run("uninstall", release, "-n", namespace, "--wait", kubeconfig=cluster.kubeconfig)
         assert cluster.existing(manifest) == []
     finally:
-        cluster.run("delete", "-f", "-", "--ignore-not-found", "--wait=false", stdin=stubs, check=False)
+        _remove_stub_crds(cluster, stubs)
+
+
+def _remove_stub_crds(cluster: Cluster, stubs: str) -> None:
+    """Delete the stub CRDs and wait until discovery no longer serves monitoring.coreos.com/v1.
+
+    Without the wait a later `helm install` sees the group in discovery (Capabilities) while its CRDs are being
+    deleted, renders the monitoring objects, and fails to map them.
+    """
+    cluster.run("delete", "-f", "-", "--ignore-not-found", "--wait=true", "--timeout=60s", stdin=stubs, check=False)
+    deadline = time.monotonic() + 60
+    while "monitoring.coreos.com/v1" in cluster.run("api-versions").stdout.split():
+        assert time.monotonic() < deadline, "monitoring.coreos.com/v1 is still served 60 s after its CRDs were deleted"
+        time.sleep(0.5)
 
 
 def test_operator_reconciles_with_only_the_charts_service_account(
