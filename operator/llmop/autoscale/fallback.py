@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from llmop.autoscale.metrics import Observation
+from llmop.autoscale.outbound import OutboundPolicy
 from llmop.autoscale.probe import ProbeResult, probe
 
 Prober = Callable[[str, str], ProbeResult]  # (endpoint, engine) -> result; never raises
@@ -15,6 +16,17 @@ Prober = Callable[[str, str], ProbeResult]  # (endpoint, engine) -> result; neve
 def service_endpoint(name: str, namespace: str, port: int) -> str:
     """The engine's Service as the renderer names it, through cluster DNS."""
     return f"http://{name}.{namespace}.svc:{port}"
+
+
+def refused(endpoint: str, engine: str, why: str) -> ProbeResult:
+    """The result of a probe the operator's settings do not allow: nothing was sent."""
+    return ProbeResult(engine, endpoint, None, None, 0, 0.0, why)
+
+
+def probe_target(custom: str | None, own_service: str, policy: OutboundPolicy) -> tuple[str, str | None]:
+    """(endpoint to probe, why it may not be probed or None): the spec's endpoint if set, else the Service."""
+    endpoint = (custom or own_service).rstrip("/")
+    return endpoint, policy.probe_refusal(endpoint, own_service)
 
 
 def needs_probe(obs: Observation, min_samples: float) -> bool:

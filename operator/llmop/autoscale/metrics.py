@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from llmop.autoscale.http_errors import describe
+from llmop.autoscale.prom_http import PrometheusClientSettings, client_kwargs
 from llmop.engines import queries
 from llmop.engines.promql import Query, render, selector
 
@@ -126,25 +128,37 @@ class PrometheusMetrics:
     """Reads one Observation per deployment through prometheus-api-client's `custom_query`."""
 
     def __init__(
-        self, url: str, timeout_s: float = 5.0, runner: Runner | None = None, clock: Callable[[], float] = time.time
+        self,
+        url: str,
+        timeout_s: float = 5.0,
+        runner: Runner | None = None,
+        clock: Callable[[], float] = time.time,
+        client: PrometheusClientSettings | None = None,
     ) -> None:
         self.url = url
         self.timeout_s = timeout_s
         self._runner = runner
         self._clock = clock  # the benchmark's replay passes its simulated time
+        self._settings = client or PrometheusClientSettings()  # TLS verified, no credentials, by default
         self._client: Any = None
 
     def _run(self, expr: str) -> list[dict[str, Any]]:
         if self._runner is not None:
             return self._runner(expr)
-        if self._client is None:
-            from prometheus_api_client import PrometheusConnect
-            from urllib3.util.retry import Retry
+        try:  # a failure is reported by its kind only: the answer's body never reaches status or Events
+            if self._client is None:
+                from prometheus_api_client import PrometheusConnect
+                from urllib3.util.retry import Retry
 
-            self._client = PrometheusConnect(
-                self.url, disable_ssl=True, retry=Retry(total=1, backoff_factor=0.1), timeout=self.timeout_s
-            )
-        result = self._client.custom_query(expr)
+                self._client = PrometheusConnect(
+                    self.url,
+                    retry=Retry(total=1, backoff_factor=0.1),
+                    timeout=self.timeout_s,
+                    **client_kwargs(self._settings, self.url),
+                )
+            result = self._client.custom_query(expr)
+        except Exception as error:
+            raise describe(error) from error
         if not isinstance(result, list):
             raise QueryFailed(f"unexpected answer {type(result).__name__}")
         return result

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from llmop.autoscale.http_errors import safe_text
 from llmop.engines import adapter
 
 PROMPT = "Explain in one sentence why decoding a language model is bound by memory bandwidth."
@@ -53,5 +54,5 @@ def probe(
     try:
         sent, stamps = engine_adapter.stream_tokens(endpoint, PROMPT, max_tokens, model, timeout_s)
         return _result(engine, endpoint, sent, stamps)
-    except Exception as error:  # report, do not crash the caller
-        return _result(engine, endpoint, start, [], f"{type(error).__name__}: {str(error)[:300]}")
+    except Exception as error:  # report, do not crash the caller; by its kind only, never the answer's body
+        return _result(engine, endpoint, start, [], safe_text(error))

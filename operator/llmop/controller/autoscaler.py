@@ -9,7 +9,15 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from llmop.api.status import now_rfc3339
-from llmop.autoscale.fallback import ProbeCache, Prober, needs_probe, service_endpoint, with_probe
+from llmop.autoscale.fallback import (
+    ProbeCache,
+    Prober,
+    needs_probe,
+    probe_target,
+    refused,
+    service_endpoint,
+    with_probe,
+)
 from llmop.autoscale.metrics import MetricsSource, Observation, PrometheusMetrics
 from llmop.autoscale.policy import Decision, Direction, PolicyConfig, PolicyState, decide
 from llmop.controller import telemetry
@@ -41,11 +49,17 @@ class Autoscaler:
         self.probes = ProbeCache(prober)
         self.config = config
         self.locked = locked
+        self.outbound = config.outbound_policy()  # which spec URLs may be sent requests at all
         self._sources: dict[str, MetricsSource] = {}
-        self._source_for = source_for or (lambda url: PrometheusMetrics(url, config.prometheus_timeout_seconds))
+        client = config.prometheus_client()
+        self._source_for = source_for or (
+            lambda url: PrometheusMetrics(url, config.prometheus_timeout_seconds, client=client)
+        )
 
     def _source(self, url: str) -> MetricsSource:
         if url not in self._sources:
+            if len(self._sources) >= 256:  # many distinct allowed URLs: start over rather than grow
+                self._sources.clear()
             self._sources[url] = self._source_for(url)
         return self._sources[url]
 
@@ -77,7 +91,10 @@ class Autoscaler:
             why = "autoscaling is disabled" if not spec.autoscaling.enabled else "no spec.slo.decodeLatency to scale on"
             return self._fixed(namespace, name, result.min_replicas, why)
         url = spec.autoscaling.prometheus_url or self.config.prometheus_url
-        if url:
+        refusal = self.outbound.prometheus_refusal(url) if url else None
+        if refusal is not None:  # a spec URL the operator may not query: no request is sent
+            obs = Observation.failed(refusal, time.time(), slo.percentile)
+        elif url:
             obs = self._source(url).observe(
                 namespace, name, result.engine, result.engine_version, slo.percentile, slo.window_s
             )
@@ -91,8 +108,12 @@ class Autoscaler:
         probe = spec.autoscaling.probe
         if probe is not None and probe.enabled and needs_probe(obs, policy.min_samples):
             # No traffic to read latency from: time a short generation through the engine (outside the lock).
-            endpoint = probe.endpoint or service_endpoint(name, namespace, result.port)
-            found = self.probes.get(endpoint, result.engine, probe.interval_s)
+            own_service = service_endpoint(name, namespace, result.port)
+            endpoint, blocked = probe_target(probe.endpoint, own_service, self.outbound)
+            if blocked is not None:
+                found = refused(endpoint, result.engine, blocked)
+            else:
+                found = self.probes.get(endpoint, result.engine, probe.interval_s)
             obs = with_probe(obs, found, policy.min_samples)
         with self.locked(namespace, name):
             fresh = self.kube.get_llmd(namespace, name)

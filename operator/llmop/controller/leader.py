@@ -50,6 +50,7 @@ class LeaderElector:
         self.retry_seconds = retry_seconds
         self._timeout = max(1.0, retry_seconds)  # per request, so a hung API server cannot outlast the deadline
         self._stop = threading.Event()
+        self.lost_reason: str | None = None  # why `on_lost` was called
 
     def _try_acquire(self) -> bool:
         now = _now()
@@ -117,19 +118,30 @@ class LeaderElector:
             time.sleep(self.renew_seconds)
         return False
 
-    def keep_renewing(self, on_lost: Callable[[], None]) -> threading.Thread:
-        """Renew in the background; when the lease is taken or not renewed within the renew deadline, call
-        `on_lost` once."""
+    def keep_renewing(
+        self, on_lost: Callable[[], None], wedged: Callable[[], str | None] = lambda: None
+    ) -> threading.Thread:
+        """Renew in the background; when the lease is taken or not renewed within the renew deadline, or when
+        `wedged` says why the process cannot act (its event loop is stuck), stop renewing and call `on_lost` once
+        (`lost_reason` says why). A wedged leader does not hand the lease over: its worker threads may still
+        finish a write, so the others wait for the lease to run out."""
 
         def loop() -> None:
             renewed_at = time.monotonic()  # start of the last attempt that renewed: the lease runs from there
             wait = self.renew_seconds
             while not self._stop.wait(wait):
                 attempt = time.monotonic()
+                stuck = wedged()
+                if stuck is not None:
+                    self.lost_reason = f"stepped down: {stuck}"
+                    log.error("lease %s/%s: %s", self.namespace, self.name, self.lost_reason)
+                    on_lost()
+                    return
                 try:
                     if self._try_acquire():
                         renewed_at, wait = attempt, self.renew_seconds
                         continue
+                    self.lost_reason = "taken by another replica"
                     log.error("lease %s/%s taken by another replica", self.namespace, self.name)
                 except Exception as error:
                     behind = time.monotonic() - renewed_at
@@ -138,6 +150,7 @@ class LeaderElector:
                     if behind < self.renew_deadline_seconds:
                         wait = min(self.retry_seconds, self.renew_deadline_seconds - behind)
                         continue
+                    self.lost_reason = f"not renewed within {self.renew_deadline_seconds:.0f} s"
                     log.error("lease %s/%s not renewed within %.0f s; stepping down", self.namespace, self.name,
                               self.renew_deadline_seconds)  # fmt: skip
                 on_lost()
