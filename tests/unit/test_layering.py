@@ -37,6 +37,7 @@ FORBIDDEN = {
     "render": ("llmop.autoscale", "llmop.controller", "llmop_dev"),
     "autoscale": ("llmop.controller", "llmop.render", "llmop_dev"),
     "controller": ("llmop_dev",),
+    "hub": ("llmop.plan", "llmop.render", "llmop.autoscale", "llmop.controller", "llmop_dev"),
 }
 
 
