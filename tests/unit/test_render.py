@@ -54,7 +54,7 @@ def test_pod_template_for_tensor_parallel() -> None:
     assert container["args"][0] == "meta-llama/Llama-3.1-70B-Instruct"
     token = next(e for e in container["env"] if e["name"] == "HF_TOKEN")
     assert token == {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "tok"}}}
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    for probe in ("startupProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}
     assert container["startupProbe"]["failureThreshold"] * container["startupProbe"]["periodSeconds"] > 400
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
@@ -91,3 +91,46 @@ def test_pod_template_does_not_depend_on_slo_or_replica_bounds() -> None:
     base = _render(SPEC)[0]["spec"]["template"]
     changed = _render({**SPEC, "replicas": {"min": 1, "max": 8}, "slo": {"decodeLatency": {"targetMs": 90}}})[0]
     assert changed["spec"]["template"] == base
+
+
+def test_liveness_is_a_lenient_tcp_check_distinct_from_readiness() -> None:
+    (container,) = _render(SPEC)[0]["spec"]["template"]["spec"]["containers"]
+    assert container["livenessProbe"] == {
+        "tcpSocket": {"port": "http"},
+        "periodSeconds": 20,
+        "timeoutSeconds": 5,
+        "failureThreshold": 6,
+    }
+    assert container["readinessProbe"] == {
+        "httpGet": {"path": "/health", "port": "http"},
+        "periodSeconds": 5,
+        "timeoutSeconds": 5,
+        "failureThreshold": 3,
+    }
+
+
+def test_ephemeral_storage_is_requested_for_the_model_cache() -> None:
+    pod = _render(SPEC)[0]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    cache = next(v for v in pod["volumes"] if v["name"] == "model-cache")
+    # Llama 3.1 70B in bf16: 131.4 GiB of weights -> ceil(131.4 x 1.2) + 10 = 168 GiB
+    assert cache == {"name": "model-cache", "emptyDir": {"sizeLimit": "168Gi"}}
+    assert container["resources"]["requests"]["ephemeral-storage"] == "168Gi"
+    assert container["resources"]["limits"]["ephemeral-storage"] == "172Gi"
+    assert "cpu" not in container["resources"]["limits"]
+    small = _render({**SPEC, "model": {"name": "meta-llama/Llama-3.1-8B-Instruct"}, "quantization": "awq"})[0]
+    (small_container,) = small["spec"]["template"]["spec"]["containers"]
+    assert small_container["resources"]["requests"]["ephemeral-storage"] == "20Gi"  # the 20 GiB floor
+
+
+def test_pdb_lets_unhealthy_pods_be_evicted_and_replicas_prefer_separate_nodes() -> None:
+    deployment, _, pdb = _render(SPEC)
+    assert pdb["spec"] == {
+        "maxUnavailable": 1,
+        "selector": {"matchLabels": deployment["spec"]["selector"]["matchLabels"]},
+        "unhealthyPodEvictionPolicy": "AlwaysAllow",
+    }
+    affinity = deployment["spec"]["template"]["spec"]["affinity"]
+    (preferred,) = affinity["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert preferred["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert preferred["podAffinityTerm"]["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]

@@ -16,6 +16,12 @@ ENGINE_CONTAINER = "engine"
 PROBE_PERIOD_SECONDS = 10
 CPU_PER_GPU = 4
 MEMORY_GIB_PER_GPU = 24
+# Liveness only asks whether the server still listens: a busy engine answers /health late (TGI's runs a forward
+# pass) and a restart reloads the whole model, so it restarts only after 2 minutes without a TCP accept.
+LIVENESS_PERIOD_SECONDS = 20
+LIVENESS_FAILURES = 6
+# Ephemeral storage beyond the model cache: container logs, the engines' compile caches (Triton, torch.compile).
+EPHEMERAL_HEADROOM_GIB = 4
 
 
 @dataclass(frozen=True)
@@ -70,8 +76,45 @@ def _probe(plan: Plan, period: int, failures: int, timeout: int = 5) -> dict[str
     }
 
 
+def _liveness(period: int = LIVENESS_PERIOD_SECONDS, failures: int = LIVENESS_FAILURES) -> dict[str, Any]:
+    """Lenient and distinct from readiness: a TCP accept on the engine's port, not its /health."""
+    return {"tcpSocket": {"port": "http"}, "periodSeconds": period, "timeoutSeconds": 5, "failureThreshold": failures}
+
+
+def model_cache_gib(plan: Plan) -> int:
+    """The model-cache emptyDir: the downloaded weights (+20 % for tokenizer, configs, partial files) + 10 GiB."""
+    return max(math.ceil(plan.weights_gib * 1.2) + 10, 20)
+
+
+def _resources(plan: Plan) -> dict[str, Any]:
+    """GPUs, CPU and memory per tensor-parallel size; ephemeral storage for the model cache (so the scheduler
+    places the pod on a node whose disk can hold the weights). No CPU limit: throttling stalls tokenization."""
+    tp = plan.tensor_parallel
+    storage = model_cache_gib(plan)
+    return {
+        "requests": {
+            "cpu": str(CPU_PER_GPU * tp),
+            "memory": f"{MEMORY_GIB_PER_GPU * tp}Gi",
+            "ephemeral-storage": f"{storage}Gi",
+            GPU_RESOURCE: str(tp),
+        },
+        "limits": {
+            GPU_RESOURCE: str(tp),
+            "memory": f"{MEMORY_GIB_PER_GPU * tp + 8}Gi",
+            "ephemeral-storage": f"{storage + EPHEMERAL_HEADROOM_GIB}Gi",
+        },
+    }
+
+
+def _anti_affinity(owner: Owner) -> dict[str, Any]:
+    """Prefer replicas on different nodes (one node's failure takes one replica), never required."""
+    term = {"labelSelector": {"matchLabels": selector_labels(owner.name)}, "topologyKey": "kubernetes.io/hostname"}
+    return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 50, "podAffinityTerm": term}]}}  # fmt: skip
+
+
 def _volumes(plan: Plan) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    cache_gib = max(math.ceil(plan.weights_gib * 1.2) + 10, 20)
+    cache_gib = model_cache_gib(plan)
     volumes: list[dict[str, Any]] = [{"name": "model-cache", "emptyDir": {"sizeLimit": f"{cache_gib}Gi"}}]
     mounts: list[dict[str, Any]] = [{"name": "model-cache", "mountPath": MODEL_CACHE_PATH}]
     if plan.tensor_parallel > 1:
@@ -82,7 +125,6 @@ def _volumes(plan: Plan) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 
 def pod_template(plan: Plan, owner: Owner) -> dict[str, Any]:
-    tp = plan.tensor_parallel
     volumes, mounts = _volumes(plan)
     startup_failures = math.ceil(plan.startup_seconds * 3 / PROBE_PERIOD_SECONDS) + 30
     container: dict[str, Any] = {
@@ -93,13 +135,10 @@ def pod_template(plan: Plan, owner: Owner) -> dict[str, Any]:
         "args": list(plan.args),
         "env": _env(plan),
         "ports": [{"name": "http", "containerPort": plan.port, "protocol": "TCP"}],
-        "resources": {
-            "requests": {"cpu": str(CPU_PER_GPU * tp), "memory": f"{MEMORY_GIB_PER_GPU * tp}Gi", GPU_RESOURCE: str(tp)},
-            "limits": {GPU_RESOURCE: str(tp), "memory": f"{MEMORY_GIB_PER_GPU * tp + 8}Gi"},
-        },
+        "resources": _resources(plan),
         "startupProbe": _probe(plan, PROBE_PERIOD_SECONDS, startup_failures),
         "readinessProbe": _probe(plan, 5, 3),
-        "livenessProbe": _probe(plan, 15, 4),
+        "livenessProbe": _liveness(),
         "volumeMounts": mounts,
         "securityContext": {
             "allowPrivilegeEscalation": False,
@@ -124,6 +163,7 @@ def pod_template(plan: Plan, owner: Owner) -> dict[str, Any]:
         "spec": {
             "nodeSelector": dict(plan.node_selector),
             "tolerations": [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}],
+            "affinity": _anti_affinity(owner),
             "containers": [container],
             "volumes": volumes,
             "securityContext": {"fsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
@@ -168,7 +208,12 @@ def pod_disruption_budget(plan: Plan, owner: Owner) -> dict[str, Any]:
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
         "metadata": _metadata(plan, owner, owner.name),
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(owner.name)}},
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": selector_labels(owner.name)},
+            # A crash-looping or still-loading GPU pod must not block a node drain.
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
     }
 
 
