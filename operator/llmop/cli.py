@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
 
-from llmop import __version__
+from llmop import __version__, cli_help
 from llmop.api.crd import crd_yaml
+from llmop.api.spec import KIND
+from llmop.catalog.hf_config import CheckpointInfo, CheckpointLookup
+from llmop.compare_cli import CompareInputError, run_compare
+from llmop.compare_cli import add_arguments as add_compare_arguments
+from llmop.plan.checkpoint import needs_checkpoint
 from llmop.plan.parse import Resource, parse_resource
 from llmop.plan.planner import plan
 from llmop.plan.types import Finding, Plan, PlanErrors
@@ -44,16 +51,54 @@ def _documents(path: str) -> Iterator[Any]:
     yield from documents
 
 
-def _plan_documents(path: str) -> list[tuple[str, Resource | None, Plan | PlanErrors]]:
-    results: list[tuple[str, Resource | None, Plan | PlanErrors]] = []
+def _label(path: str, index: int, document: Any) -> str:
+    """How a message names a document: LLMDeployment/NAME when it has a name, else its place in the file."""
+    metadata = document.get("metadata") if isinstance(document, dict) else None
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    if isinstance(name, str) and name:
+        namespace = metadata.get("namespace") if isinstance(metadata, dict) else None
+        return f"{KIND}/{name}" + (f" (namespace {namespace})" if isinstance(namespace, str) and namespace else "")
+    return f"{path}: document {index + 1} ({KIND} without metadata.name)"
+
+
+def _checkpoint(resource: Resource, offline: bool) -> CheckpointLookup | None:
+    """config.json from the hub for a model outside the catalog (the CLI's token: HF_TOKEN or a login)."""
+    if offline or not needs_checkpoint(resource.spec):
+        return None
+    from llmop.hub.fetch import fetch_checkpoint
+
+    return fetch_checkpoint(resource.spec.model.name, resource.spec.model.revision, None, token_named="HF_TOKEN")
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One document of the file: how messages name it, the parsed resource, its plan, where the numbers came from."""
+
+    label: str
+    resource: Resource | None
+    result: Plan | PlanErrors
+    source: str | None = None
+
+
+def _plan_documents(path: str, offline: bool = False) -> list[Planned]:
+    results: list[Planned] = []
     for index, document in enumerate(_documents(path)):
         resource = parse_resource(document)
-        label = f"{path}[{index}]"
+        label = _label(path, index, document)
         if isinstance(resource, PlanErrors):
-            results.append((label, None, resource))
+            results.append(Planned(label, None, resource))
             continue
-        results.append((resource.name, resource, plan(resource.spec, resource.name)))
+        checkpoint = _checkpoint(resource, offline)
+        result = plan(resource.spec, resource.name, checkpoint=checkpoint)
+        source = _source_line(checkpoint) if isinstance(checkpoint, CheckpointInfo) else None
+        results.append(Planned(resource.name, resource, result, source))
     return results
+
+
+def _source_line(info: CheckpointInfo) -> str:
+    quantized = f", {info.quant_method} checkpoint" if info.quant_method else ""
+    billions = info.architecture.parameters / 1e9
+    return f"config.json ({info.model_type}, {billions:.2f}B parameters{quantized})"
 
 
 def _plan_json(result: Plan | PlanErrors) -> dict[str, Any]:
@@ -72,7 +117,7 @@ def _print_findings(kind: str, findings: tuple[Finding, ...], out: TextIO) -> No
         print(f"  {kind}: {finding.field}: {finding.message}", file=out)
 
 
-def _print_plan_table(name: str, result: Plan | PlanErrors, out: TextIO) -> None:
+def _print_plan_table(name: str, result: Plan | PlanErrors, out: TextIO, source: str | None = None) -> None:
     if isinstance(result, PlanErrors):
         print(f"{name}: REFUSED", file=out)
         _print_findings("error", result.errors, out)
@@ -82,6 +127,7 @@ def _print_plan_table(name: str, result: Plan | PlanErrors, out: TextIO) -> None
     concurrency = "-" if p.max_concurrency_at_slo is None else str(p.max_concurrency_at_slo)
     slo = "-" if p.slo_target_ms is None else f"{p.slo_target_ms:g} ms"
     rows = [
+        *([("model", source)] if source else []),
         ("engine", f"{p.engine} {p.engine_version}"),
         ("image", p.image),
         ("gpu", f"{p.tensor_parallel} x {p.gpu_type} per replica ({p.memory_per_gpu_gib:.1f} GiB usable each)"),
@@ -102,20 +148,35 @@ def _print_plan_table(name: str, result: Plan | PlanErrors, out: TextIO) -> None
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    results = _plan_documents(args.file)
+    if args.compare:
+        return _compare(args)
+    results = _plan_documents(args.file, args.offline)
     if args.json:
-        payloads = [_plan_json(result) for _, _, result in results]
+        payloads = [_plan_json(item.result) for item in results]
         print(json.dumps(payloads[0] if len(payloads) == 1 else payloads, indent=2))
     else:
-        for name, _, result in results:
-            _print_plan_table(name, result, sys.stdout)
-    return 0 if all(isinstance(result, Plan) for _, _, result in results) else 1
+        for item in results:
+            _print_plan_table(item.label, item.result, sys.stdout, item.source)
+    return 0 if all(isinstance(item.result, Plan) for item in results) else 1
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """`llmop plan --compare` (compare_cli.py): every candidate for each document, ranked by cost per token."""
+    parsed: list[tuple[str, Resource | PlanErrors]] = []
+    for index, document in enumerate(_documents(args.file)):
+        resource = parse_resource(document)
+        parsed.append((f"{args.file}[{index}]" if isinstance(resource, PlanErrors) else resource.name, resource))
+    try:
+        return run_compare(args, parsed, sys.stdout)
+    except CompareInputError as error:
+        raise InputError(str(error)) from None
 
 
 def cmd_render(args: argparse.Namespace) -> int:
     objects: list[dict[str, Any]] = []
     failed = False
-    for name, resource, result in _plan_documents(args.file):
+    for item in _plan_documents(args.file, args.offline):
+        name, resource, result = item.label, item.resource, item.result
         if isinstance(result, PlanErrors) or resource is None:
             failed = True
             print(f"{name}: REFUSED", file=sys.stderr)
@@ -143,17 +204,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"llmop {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p_plan = sub.add_parser("plan", help="check an LLMDeployment and show the plan llmop would deploy")
+    p_plan = cli_help.describe(
+        sub, "plan", "check an LLMDeployment and show the plan llmop would deploy", cli_help.PLAN,
+        cli_help.PLAN_EXAMPLES,
+    )  # fmt: skip
     p_plan.add_argument("-f", "--file", required=True, help="LLMDeployment YAML file ('-' for stdin)")
     p_plan.add_argument("--json", action="store_true", help="print one JSON object")
+    add_compare_arguments(p_plan)
+    p_plan.add_argument("--offline", action="store_true", help="do not read config.json from the hub")
     p_plan.set_defaults(func=cmd_plan)
 
-    p_render = sub.add_parser("render", help="print the Deployment, Service and PDB for kubectl apply")
+    p_render = cli_help.describe(
+        sub, "render", "print the Deployment, Service and PDB for kubectl apply", cli_help.RENDER,
+        cli_help.RENDER_EXAMPLES,
+    )  # fmt: skip
     p_render.add_argument("-f", "--file", required=True, help="LLMDeployment YAML file ('-' for stdin)")
     p_render.add_argument("-n", "--namespace", help="namespace for the objects (default: the resource's)")
+    p_render.add_argument("--offline", action="store_true", help="do not read config.json from the hub")
     p_render.set_defaults(func=cmd_render)
 
-    p_crd = sub.add_parser("crd", help="print the LLMDeployment CustomResourceDefinition")
+    p_crd = cli_help.describe(
+        sub, "crd", "print the LLMDeployment CustomResourceDefinition", cli_help.CRD, cli_help.CRD_EXAMPLES
+    )
     p_crd.add_argument("-o", "--output", help="write to this file instead of stdout")
     p_crd.set_defaults(func=cmd_crd)
 
@@ -183,6 +255,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _closed_pipe()
+
+
+def _closed_pipe() -> int:
+    """The reader went away (`llmop plan -f X | head -3`): stop quietly, as a command killed by SIGPIPE would."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # Python's flush of stdout at exit must not raise again
+    os.close(devnull)
+    return 141
 
 
 if __name__ == "__main__":

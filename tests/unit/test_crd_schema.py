@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmop.api.crd import crd
+from llmop.api.spec import REPLICAS_RULE
 
 
 def _walk(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
@@ -30,13 +31,38 @@ def test_structural() -> None:
             assert forbidden not in node, (path, forbidden)
     spec = schema["properties"]["spec"]["properties"]
     assert spec["engine"]["enum"] == ["vllm", "tgi"]
-    assert spec["quantization"]["enum"] == ["none", "fp8", "awq", "gptq", "int8", "nf4", "fp4"]
+    assert spec["quantization"]["enum"] == ["none", "fp8", "awq", "gptq", "int8", "nf4", "fp4", "auto"]
+    assert spec["quantizationCandidates"]["items"]["enum"] == ["none", "fp8", "awq", "gptq", "int8", "nf4", "fp4"]
     assert "H100-80GB" in spec["gpu"]["properties"]["type"]["enum"]
+    assert spec["gpu"]["properties"]["type"]["enum"][-1] == "auto"
+    assert "auto" not in spec["gpu"]["properties"]["candidates"]["items"]["enum"]
     assert spec["gpu"]["properties"]["count"]["default"] == "auto"
-    assert spec["replicas"]["x-kubernetes-validations"][0]["rule"] == "self.min <= self.max"
     assert spec["replicas"]["default"] == {"min": 1, "max": 1}
     assert spec["slo"]["properties"]["decodeLatency"]["properties"]["percentile"]["enum"] == [50, 90, 95, 99]
-    assert version["subresources"] == {"status": {}}
-    columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Model", "Engine", "Quant", "GPU", "Replicas", "Ready", "P95 TPOT", "SLO", "Phase", "Age"]
     assert crd()["spec"]["names"]["shortNames"] == ["llmd"]
+
+
+def test_scale_subresource_replicas_rule_and_printer_columns() -> None:
+    version = crd()["spec"]["versions"][0]
+    schema = version["schema"]["openAPIV3Schema"]
+    rule = next(
+        r for r in schema["properties"]["spec"]["x-kubernetes-validations"] if r.get("fieldPath") == ".replicas"
+    )
+    assert rule == {"rule": REPLICAS_RULE, "fieldPath": ".replicas",
+                    "message": "replicas.min must be <= replicas.max while autoscaling is enabled"}  # fmt: skip
+    assert version["subresources"] == {
+        "status": {},
+        "scale": {
+            "specReplicasPath": ".spec.replicas.min",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        },
+    }
+    assert schema["properties"]["status"]["properties"]["selector"]["type"] == "string"
+    columns = {c["name"]: (c["jsonPath"], c.get("priority", 0)) for c in version["additionalPrinterColumns"]}
+    assert [name for name, (_, priority) in columns.items() if priority == 0] == [
+        "GPU", "Replicas", "Ready", "TPOT", "SLO", "Phase", "Age"]  # fmt: skip
+    assert [name for name, (_, priority) in columns.items() if priority == 1] == [
+        "Model", "Engine", "Quant", "Desired", "Pctl", "Reason"]  # fmt: skip
+    assert columns["TPOT"][0] == ".status.decodeLatency.observedMs"  # any percentile, and the probe's readings
+    assert columns["Reason"][0] == '.status.conditions[?(@.type=="Ready")].reason'

@@ -33,9 +33,10 @@ FORBIDDEN = {
     "catalog": ("llmop.engines", "llmop.plan", "llmop.render", "llmop.autoscale", "llmop.controller", "llmop_dev"),
     "engines": ("llmop.plan", "llmop.render", "llmop.autoscale", "llmop.controller", "llmop_dev"),
     "api": ("llmop.plan", "llmop.render", "llmop.autoscale", "llmop.controller", "llmop_dev"),
-    "plan": ("llmop.render", "llmop.autoscale", "llmop.controller", "llmop_dev"),
+    "plan": ("llmop.render", "llmop.autoscale", "llmop.sizing", "llmop.controller", "llmop_dev"),
     "render": ("llmop.autoscale", "llmop.controller", "llmop_dev"),
     "autoscale": ("llmop.controller", "llmop.render", "llmop_dev"),
+    "sizing": ("llmop.controller", "llmop.render", "llmop_dev"),
     "controller": ("llmop_dev",),
     "hub": ("llmop.plan", "llmop.render", "llmop.autoscale", "llmop.controller", "llmop_dev"),
 }

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from llmop.catalog.engines import Engine
@@ -31,10 +31,20 @@ _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 _DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
+# `gpu.type: auto` and `quantization: auto` let llmop choose (sizing/choose.py): the cheapest schedulable candidate.
+AUTO = "auto"
+
 if TYPE_CHECKING:
     GpuType = str
+    CatalogGpuType = str
 else:
-    GpuType = Literal[tuple(GPUS)]  # the catalog's names, so the CRD lists them as an enum
+    CatalogGpuType = Literal[tuple(GPUS)]  # the catalog's names, so the CRD lists them as an enum
+    GpuType = Literal[(*GPUS, AUTO)]
+
+QuantizationChoice = Annotated[
+    Quantization | Literal["auto"],
+    WithJsonSchema({"type": "string", "enum": [*(q.value for q in Quantization), AUTO]}),
+]
 
 
 def duration_seconds(text: str) -> float:
@@ -109,7 +119,18 @@ class ModelSpec(ApiModel):
 class GpuSpec(ApiModel):
     """GPU type and GPUs per replica."""
 
-    type: Annotated[GpuType, Field(description="Catalog GPU type; maps to GFD node labels.")]
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel("self.type == 'auto' || !has(self.candidates)", "gpu.candidates needs gpu.type auto")
+            ]
+        }
+    )
+
+    type: Annotated[
+        GpuType,
+        Field(description="Catalog GPU type (maps to GFD node labels), or auto: the cheapest schedulable candidate."),
+    ]
     count: Annotated[
         Literal["auto"] | Annotated[int, Field(ge=1, le=8)],
         Field(
@@ -125,19 +146,35 @@ class GpuSpec(ApiModel):
             },
         ),
     ] = "auto"
+    candidates: Annotated[
+        list[CatalogGpuType] | None,
+        Field(
+            min_length=1,
+            max_length=len(GPUS),
+            description="With type auto: the GPU types to choose from (default: every catalog type).",
+        ),
+    ] = None
+
+    @model_validator(mode="after")
+    def _candidates_need_auto(self) -> GpuSpec:
+        if self.candidates is not None and self.type != AUTO:
+            raise ValueError("gpu.candidates needs gpu.type auto")
+        return self
 
 
 class ReplicasSpec(ApiModel):
-    """Replica bounds for the autoscaler."""
+    """Replica bounds for the autoscaler; with autoscaling disabled, min is the replica count."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [_cel("self.min <= self.max", "replicas.min must be <= replicas.max")]
-        }
-    )
-
-    min: Annotated[int, Field(ge=0, le=1000)] = 1
-    max: Annotated[int, Field(ge=1, le=1000)] = 1
+    min: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=1000,
+            description="The autoscaler's floor; with autoscaling disabled, the replica count. The scale "
+            "subresource's spec.replicas (kubectl scale, an HPA) reads and writes this field.",
+        ),
+    ] = 1
+    max: Annotated[int, Field(ge=1, le=1000, description="The autoscaler's ceiling (unused when it is disabled).")] = 1
 
 
 class DecodeLatencySLO(ApiModel):
@@ -216,8 +253,29 @@ class AutoscalingSpec(ApiModel):
         return duration_seconds(self.scale_down_stabilization)
 
 
+REPLICAS_RULE = (
+    "!has(self.replicas) || self.replicas.min <= self.replicas.max"
+    " || (has(self.autoscaling) && has(self.autoscaling.enabled) && !self.autoscaling.enabled)"
+)
+
+
 class LLMDeploymentSpec(ApiModel):
     """Desired state of an LLMDeployment."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "self.quantization == 'auto' || !has(self.quantizationCandidates)",
+                    "quantizationCandidates needs quantization auto",
+                ),
+                {
+                    **_cel(REPLICAS_RULE, "replicas.min must be <= replicas.max while autoscaling is enabled"),
+                    "fieldPath": ".replicas",
+                },
+            ]
+        }
+    )
 
     model: ModelSpec
     engine: Engine = Engine.VLLM
@@ -229,7 +287,19 @@ class LLMDeploymentSpec(ApiModel):
             description="Engine release; defaults to llmop's pinned version for the engine.",
         ),
     ] = None
-    quantization: Quantization = Quantization.NONE
+    quantization: Annotated[
+        QuantizationChoice,
+        Field(description="Quantization method, or auto: the cheapest of quantizationCandidates."),
+    ] = Quantization.NONE
+    quantization_candidates: Annotated[
+        list[Quantization] | None,
+        Field(
+            min_length=1,
+            max_length=len(Quantization),
+            description="With quantization auto: the methods to choose from (default: none and fp8, plus awq/gptq "
+            "when the model name is such a checkpoint).",
+        ),
+    ] = None
     gpu: GpuSpec
     max_model_len: Annotated[
         int, Field(ge=128, le=10_000_000, description="Longest sequence (prompt + output) in tokens.")
@@ -241,6 +311,12 @@ class LLMDeploymentSpec(ApiModel):
         list[Annotated[str, Field(max_length=1024)]],
         Field(max_length=64, description="Extra engine flags; operator-owned flags are refused."),
     ] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _quantization_candidates_need_auto(self) -> LLMDeploymentSpec:
+        if self.quantization_candidates is not None and self.quantization != AUTO:
+            raise ValueError("quantizationCandidates needs quantization auto")
+        return self
 
     @field_validator("engine_args")
     @classmethod

@@ -14,12 +14,16 @@ from llmop.api.spec import ApiModel
 class Phase(StrEnum):
     PENDING = "Pending"
     DEPLOYING = "Deploying"
+    LOADING = "Loading"
     READY = "Ready"
     DEGRADED = "Degraded"
     FAILED = "Failed"
 
 
 class ConditionType(StrEnum):
+    READY = "Ready"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
     PLANNED = "Planned"
     AVAILABLE = "Available"
     PROGRESSING = "Progressing"
@@ -61,6 +65,25 @@ class PlanStatus(ApiModel):
     warnings: list[str] = Field(default_factory=list)
 
 
+class GpuOptionStatus(ApiModel):
+    """One candidate of a `gpu.type: auto` / `quantization: auto` choice."""
+
+    gpu_type: str
+    quantization: str
+    tensor_parallel: int
+    engine: str
+    usd_per_million_tokens: float
+
+
+class GpuChoiceStatus(GpuOptionStatus):
+    """The `auto` choice, remembered: reused while specHash (the spec fields it depends on) is unchanged."""
+
+    runner_up: GpuOptionStatus | None = None
+    spec_hash: str
+    price_source: str
+    message: Annotated[str, Field(max_length=4096)] = ""
+
+
 class DecodeLatencyStatus(ApiModel):
     p95_ms: float | None = None
     percentile: int | None = None
@@ -73,6 +96,17 @@ class LastScale(ApiModel):
     from_: Annotated[int, Field(alias="from")]
     to: int
     reason: str
+
+
+class EndpointStatus(ApiModel):
+    """Where to send requests: the engine's Service inside the cluster and its OpenAI-compatible base URL."""
+
+    service: str
+    port: int
+    url: Annotated[str, Field(description="The Service URL through cluster DNS, e.g. http://NAME.NAMESPACE.svc:8000.")]
+    openai_base_url: Annotated[
+        str, Field(alias="openAIBaseURL", description="OpenAI-compatible API base (url + /v1), for OpenAI clients.")
+    ]
 
 
 class LLMDeploymentStatus(ApiModel):
@@ -91,6 +125,14 @@ class LLMDeploymentStatus(ApiModel):
     last_scale: LastScale | None = None
     observed_generation: int | None = None
     deployment_name: str | None = None
+    gpu_choice: Annotated[
+        GpuChoiceStatus | None,
+        Field(description="What gpu.type/quantization auto chose, and the runner-up; kept until the spec changes."),
+    ] = None
+    selector: Annotated[
+        str | None, Field(description="Label selector of the engine pods (the scale subresource's, for an HPA).")
+    ] = None
+    endpoint: EndpointStatus | None = None
     autoscaler: Annotated[
         dict[str, Any] | None,
         Field(

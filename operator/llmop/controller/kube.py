@@ -83,6 +83,10 @@ class Kube:
         )
         return _raw(response)
 
+    def list_nodes(self) -> list[dict[str, Any]]:
+        """Every Node (gpu.type auto reads their GPU labels and allocatable GPUs)."""
+        return list(_raw(self.core.list_node(_preload_content=False)).get("items") or [])
+
     def list_pods(self, namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:
         label_selector = ",".join(f"{key}={value}" for key, value in selector.items())
         response = self.core.list_namespaced_pod(namespace, label_selector=label_selector, _preload_content=False)

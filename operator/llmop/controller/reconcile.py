@@ -13,10 +13,12 @@ from typing import Any
 from llmop.api.status import now_rfc3339
 from llmop.controller import telemetry
 from llmop.controller.drift import managed_fields_drift
+from llmop.controller.gpu_choice import NodeGpus, with_choice
 from llmop.controller.kube import Kube
 from llmop.controller.plans import PlanCache
+from llmop.controller.serving import rollout_complete
 from llmop.controller.settings import OperatorConfig
-from llmop.controller.status_update import Observed, compute_status, recorded_replicas, rollout_complete, status_changed
+from llmop.controller.status_update import Observed, compute_status, recorded_replicas, status_changed
 from llmop.plan.planner import MAX_OBJECT_NAME
 from llmop.plan.types import Plan, PlanErrors
 from llmop.render.labels import selector_labels
@@ -52,7 +54,7 @@ class Reconciler:
     def __init__(self, kube: Kube, config: OperatorConfig, plans: PlanCache | None = None) -> None:
         self.kube = kube
         self.config = config
-        self.plans = plans or PlanCache(config.image_registry)
+        self.plans = plans or PlanCache(config.image_registry, gpus=NodeGpus(kube))
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
         self._passed: dict[tuple[str, str], float] = {}  # monotonic end of the last complete pass per object
@@ -95,7 +97,8 @@ class Reconciler:
     def _reconcile_locked(self, body: dict[str, Any]) -> ReconcileResult:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        result = self.plan_for(body)
+        planned = self.plans.get(body)
+        result = planned.result
         replicas = desired_replicas(body, result)
         applied: list[str] = []
         deployment: dict[str, Any] | None = None
@@ -111,7 +114,7 @@ class Reconciler:
         else:
             telemetry.PLAN_REFUSALS.labels(namespace, name).inc()
             deployment = self.kube.get("Deployment", namespace, name)
-        # Pods matter only while one may be Pending (unschedulable); none is once the rollout is done (all desired
+        # Pods matter only while one may be Pending, failing or loading; none is once the rollout is done (all desired
         # replicas updated and ready). A name longer than a label value cannot select pods (the API refuses the
         # selector); the planner refuses it.
         pods: list[dict[str, Any]] = []
@@ -119,7 +122,8 @@ class Reconciler:
             pods = self.kube.list_pods(namespace, selector_labels(name))
         observed = Observed(deployment=deployment, pods=pods)
         current = body.get("status") or {}
-        update = compute_status(current, meta.get("generation"), result, observed, now_rfc3339())
+        update = compute_status(current, meta.get("generation"), result, observed, now_rfc3339(), (namespace, name))
+        update = with_choice(update, planned, current)  # gpu.type/quantization auto: the choice and runner-up
         changed = status_changed(current, update.status)
         if changed:
             self.kube.patch_llmd_status(namespace, name, changed)

@@ -5,18 +5,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from llmop.api.spec import ArchitectureSpec, LLMDeploymentSpec
+from llmop.api.spec import AUTO, ArchitectureSpec, LLMDeploymentSpec
 from llmop.catalog.engines import DEFAULT_IMAGE_REGISTRY, ENGINES, Engine, image_build
 from llmop.catalog.gpus import GFD_PRODUCT_LABEL, GPU, GPUS
+from llmop.catalog.hf_config import CheckpointInfo, CheckpointLookup
 from llmop.catalog.models import MODELS, Architecture, resolve_model
-from llmop.catalog.quantization import METHODS, EngineRule
+from llmop.catalog.quantization import METHODS, EngineRule, Quantization
 from llmop.catalog.versions import parse_version
 from llmop.engines import adapter
 from llmop.engines.base import ArgContext, AttentionChoice, EngineLaunch
+from llmop.plan.checkpoint import hub_architecture, quantization_finding
 from llmop.plan.compat import choose_dtype, engine_gpu_finding, resolve_quantization
 from llmop.plan.engine_args import check_engine_args
 from llmop.plan.latency import DecodeModel
 from llmop.plan.memory import AUTO_MIN_SEQUENCES, GIB, TP_CHOICES, MemoryFit, fit, tp_divides_heads
+from llmop.plan.suggest import did_you_mean
 from llmop.plan.types import Finding, Plan, PlanErrors
 
 # Start-up: engine init and CUDA graph capture, then weights read from the cache volume per GPU.
@@ -31,7 +34,8 @@ OBJECT_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MAX_OBJECT_NAME = 63
 
 
-def resolve_architecture(spec: LLMDeploymentSpec) -> Architecture | Finding:
+def resolve_architecture(spec: LLMDeploymentSpec, checkpoint: CheckpointLookup | None = None) -> Architecture | Finding:
+    """The spec's numbers, a catalog key, the catalog model its name resolves to, or the hub's config.json."""
     arch = spec.model.architecture
     if isinstance(arch, ArchitectureSpec):
         return Architecture(
@@ -50,18 +54,14 @@ def resolve_architecture(spec: LLMDeploymentSpec) -> Architecture | Finding:
         if model is None:
             return Finding(
                 "spec.model.architecture",
-                f"{arch!r} is not a catalog key; use one of {', '.join(MODELS)} or give the numbers "
-                "(parameters, layers, hiddenSize, attentionHeads, kvHeads, headDim, vocabSize, "
-                "maxPositionEmbeddings)",
+                f"{arch!r} is not a catalog key{did_you_mean(arch, MODELS, ' (did you mean {}?)')}; use one of "
+                f"{', '.join(MODELS)} or give the numbers (parameters, layers, hiddenSize, attentionHeads, kvHeads, "
+                "headDim, vocabSize, maxPositionEmbeddings)",
             )
         return model.architecture
     model = resolve_model(spec.model.name)
     if model is None:
-        return Finding(
-            "spec.model.architecture",
-            f"model {spec.model.name!r} is not in llmop's catalog; set spec.model.architecture to a "
-            f"catalog key ({', '.join(MODELS)}) or to the model's numbers from its config.json",
-        )
+        return hub_architecture(spec, checkpoint)
     return model.architecture
 
 
@@ -138,10 +138,20 @@ def _smallest_fitting(fits: dict[int, MemoryFit], length: int, sequences: int) -
     return next((tp for tp in TP_CHOICES if fits[tp].sequences(length) >= sequences), None)
 
 
-def plan(spec: LLMDeploymentSpec, name: str = "llm", image_registry: str = DEFAULT_IMAGE_REGISTRY) -> Plan | PlanErrors:
-    """Decide engine flags, image, tensor parallelism and latency estimates, or say why it cannot work."""
+def plan(
+    spec: LLMDeploymentSpec,
+    name: str = "llm",
+    image_registry: str = DEFAULT_IMAGE_REGISTRY,
+    checkpoint: CheckpointLookup | None = None,
+) -> Plan | PlanErrors:
+    """Decide engine flags, image, tensor parallelism and latency estimates, or say why it cannot work.
+    `checkpoint`: the model's config.json as the shell read it (or why it could not), for models outside the
+    catalog without spec.model.architecture."""
     errors: list[Finding] = []
     warnings: list[Finding] = []
+    if spec.gpu.type == AUTO or not isinstance(spec.quantization, Quantization):
+        field = "spec.gpu.type" if spec.gpu.type == AUTO else "spec.quantization"
+        return PlanErrors((Finding(field, "auto is resolved by llmop's chooser (sizing/choose.py) before planning"),))
     if len(name) > MAX_OBJECT_NAME or not OBJECT_NAME.match(name):
         shown = repr(name) if len(name) <= 80 else f"{name[:70]!r}... ({len(name)} characters)"
         errors.append(
@@ -164,7 +174,7 @@ def plan(spec: LLMDeploymentSpec, name: str = "llm", image_registry: str = DEFAU
             )
         )
     gpu = GPUS[spec.gpu.type]
-    architecture = resolve_architecture(spec)
+    architecture = resolve_architecture(spec, checkpoint)
     if isinstance(architecture, Finding):
         errors.append(architecture)
     elif spec.max_model_len > architecture.max_position_embeddings:
@@ -181,15 +191,20 @@ def plan(spec: LLMDeploymentSpec, name: str = "llm", image_registry: str = DEFAU
     rule = resolve_quantization(spec.quantization, engine, version, version_text, gpu)
     if isinstance(rule, Finding):
         errors.append(rule)
+    elif isinstance(checkpoint, CheckpointInfo) and not isinstance(architecture, Finding):
+        mismatch = quantization_finding(spec, rule, checkpoint)
+        if mismatch:
+            errors.append(mismatch)
     context = ArgContext(spec.max_model_len, _attention(engine, gpu, version).kernel)
     errors.extend(check_engine_args(engine, spec.engine_args, context, version_text))
-    if spec.replicas.min > spec.replicas.max:
+    if spec.autoscaling.enabled and spec.replicas.min > spec.replicas.max:  # disabled: min is the count
         errors.append(
             Finding("spec.replicas", f"min {spec.replicas.min} is above max {spec.replicas.max}; set min <= max")
         )
     if errors or isinstance(architecture, Finding) or isinstance(rule, Finding):
         return PlanErrors(tuple(errors), tuple(warnings))
-    return _accepted_plan(spec, name, image_registry, version_text, version, gpu, architecture, rule, warnings)
+    known = isinstance(checkpoint, CheckpointInfo)
+    return _accepted_plan(spec, name, image_registry, version_text, version, gpu, architecture, rule, warnings, known)
 
 
 def _accepted_plan(
@@ -202,13 +217,14 @@ def _accepted_plan(
     architecture: Architecture,
     rule: EngineRule,
     warnings: list[Finding],
+    checkpoint_known: bool = False,
 ) -> Plan | PlanErrors:
     engine = spec.engine
     info = ENGINES[engine]
-    method = METHODS[spec.quantization]
+    method = METHODS[Quantization(spec.quantization)]
     if rule.warning:
         warnings.append(Finding("spec.quantization", rule.warning))
-    if rule.prequantized and method.checkpoint_hint:
+    if rule.prequantized and method.checkpoint_hint and not checkpoint_known:
         lowered = spec.model.name.lower()
         if not any(hint in lowered for hint in method.checkpoint_hint):
             warnings.append(
@@ -250,7 +266,7 @@ def _accepted_plan(
                 Finding(
                     "spec.slo.decodeLatency.targetMs",
                     f"SLO {slo.target_ms:g} ms is below the decode floor of {floor:.1f} ms per token for "
-                    f"{spec.model.name} on {tp} x {gpu.name} ({spec.quantization.value}); no number of replicas "
+                    f"{spec.model.name} on {tp} x {gpu.name} ({method.name.value}); no number of replicas "
                     "can meet it. Raise the target, quantize, or use more GPUs per replica",
                 )
             )
@@ -287,7 +303,7 @@ def _accepted_plan(
         env=env,
         dtype=dtype,
         attention_backend=attention.kernel.value,
-        quantization=spec.quantization.value,
+        quantization=method.name.value,
         quantization_flag=rule.flag,
         model_name=spec.model.name,
         model_revision=spec.model.revision,
@@ -306,7 +322,7 @@ def _accepted_plan(
         max_concurrency_at_slo=concurrency,
         slo_target_ms=slo.target_ms if slo else None,
         min_replicas=spec.replicas.min,
-        max_replicas=spec.replicas.max,
+        max_replicas=max(spec.replicas.max, spec.replicas.min),
         startup_seconds=int(STARTUP_BASE_SECONDS + memory.weight_bytes / tp / LOAD_BYTES_PER_SECOND_PER_GPU),
         decode_model=model,
         mean_context_tokens=context,
