@@ -145,6 +145,7 @@ def pod_template(plan: Plan, owner: Owner) -> dict[str, Any]:
             "capabilities": {"drop": ["ALL"]},
             "runAsNonRoot": True,
             "runAsUser": 1000,
+            "runAsGroup": 1000,  # the images' llm user and group (images/*/Dockerfile: USER 1000:1000)
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "terminationMessagePolicy": "FallbackToLogsOnError",
