@@ -62,7 +62,12 @@ def test_refusal_keeps_reporting_the_running_children() -> None:
     planned = _condition(refused.status, "Planned")
     assert planned["status"] == "False" and "removed in 0.28.0" in planned["message"]
     assert _condition(refused.status, "Available")["status"] == "True"
-    assert "observedGeneration" not in refused.status or refused.status["observedGeneration"] == 1
+    assert refused.status["observedGeneration"] == 2  # written for a refused spec too: GitOps sees the refusal
+    ready_condition, stalled = _condition(refused.status, "Ready"), _condition(refused.status, "Stalled")
+    assert (ready_condition["status"], ready_condition["reason"]) == ("False", "PlanRefused")
+    assert ready_condition["message"] == planned["message"] == stalled["message"]
+    assert (stalled["status"], stalled["reason"]) == ("True", "PlanRefused")
+    assert _condition(refused.status, "Reconciling")["status"] == "False"
     assert [(e.type, e.reason) for e in refused.events] == [("Warning", "PlanRefused")]
     repeat = compute_status(refused.status, 2, _plan("nf4"), Observed(_deployment(2, 2)), LATER)
     assert repeat.events == []  # no event storm on every resync

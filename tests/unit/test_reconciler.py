@@ -106,7 +106,8 @@ def test_a_refused_spec_applies_nothing_and_posts_plan_refused_once_per_reason()
     kube, reconciler, _ = _setup(quantization="nf4")
     calls = _reconcile(kube, reconciler)
     assert not [c for c in calls if c.startswith("apply")]
-    assert _status(kube)["phase"] == "Failed"
+    assert _status(kube)["phase"] == "Failed" and _status(kube)["observedGeneration"] == 1
+    assert "endpoint" not in _status(kube) and _status(kube)["selector"] == "llmop.io/llmdeployment=chat"
     _reconcile(kube, reconciler)
     assert [e.reason for e in kube.events] == ["PlanRefused"]
     body = kube.llmds[("ns", "chat")]
@@ -129,3 +130,22 @@ def test_an_unschedulable_pod_is_reported_once_not_on_every_pass() -> None:
         _reconcile(kube, reconciler)
     assert [e.reason for e in kube.events] == ["Planned", "Unschedulable"]
     assert _status(kube)["phase"] == "Pending"
+
+
+def test_with_autoscaling_disabled_min_is_the_count_even_above_max() -> None:
+    """The scale subresource writes spec.replicas.min: `kubectl scale --replicas=3` on max 1 runs 3 replicas."""
+    kube, reconciler, autoscaler = _setup(autoscaling={"enabled": False}, replicas={"min": 3, "max": 1})
+    _reconcile(kube, reconciler)
+    assert _replicas(kube) == 3 and _status(kube)["phase"] == "Deploying"
+    assert _status(kube)["endpoint"]["openAIBaseURL"] == "http://chat.ns.svc:8000/v1"
+    decision = autoscaler.step(kube.get_llmd("ns", "chat") or {})
+    assert decision is not None and decision.desired == 3 and kube.status_patches[-1] == {"desiredReplicas": 3}
+
+
+def test_with_autoscaling_enabled_min_above_max_is_refused() -> None:
+    kube, reconciler, _ = _setup(replicas={"min": 3, "max": 1})
+    _reconcile(kube, reconciler)
+    assert _status(kube)["phase"] == "Failed"
+    assert [(e.reason, e.message) for e in kube.events] == [
+        ("PlanRefused", "spec.replicas: min 3 is above max 1; set min <= max")
+    ]

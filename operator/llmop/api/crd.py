@@ -12,18 +12,37 @@ from llmop.api.status import LLMDeploymentStatus
 
 _DROP_KEYS = {"title", "additionalProperties", "$defs"}
 
+READY_REASON = '.status.conditions[?(@.type=="Ready")].reason'
+WIDE = 1  # printer column priority: shown by `kubectl get -o wide` only, so default rows stay under ~100 characters
+
 PRINTER_COLUMNS: list[dict[str, Any]] = [
-    {"name": "Model", "type": "string", "jsonPath": ".spec.model.name"},
-    {"name": "Engine", "type": "string", "jsonPath": ".spec.engine"},
-    {"name": "Quant", "type": "string", "jsonPath": ".spec.quantization"},
+    {"name": "Model", "type": "string", "jsonPath": ".spec.model.name", "priority": WIDE},
+    {"name": "Engine", "type": "string", "jsonPath": ".spec.engine", "priority": WIDE},
+    {"name": "Quant", "type": "string", "jsonPath": ".spec.quantization", "priority": WIDE},
     {"name": "GPU", "type": "string", "jsonPath": ".spec.gpu.type"},
     {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas"},
+    {"name": "Desired", "type": "integer", "jsonPath": ".status.desiredReplicas", "priority": WIDE},
     {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
-    {"name": "P95 TPOT", "type": "number", "jsonPath": ".status.decodeLatency.p95Ms", "description": "ms"},
+    {
+        "name": "TPOT",
+        "type": "number",
+        "jsonPath": ".status.decodeLatency.observedMs",
+        "description": "Observed decode latency (ms per output token) at the SLO's percentile, or the active probe's",
+    },
+    {"name": "Pctl", "type": "integer", "jsonPath": ".status.decodeLatency.percentile", "priority": WIDE},
     {"name": "SLO", "type": "number", "jsonPath": ".spec.slo.decodeLatency.targetMs", "description": "ms"},
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Reason", "type": "string", "jsonPath": READY_REASON, "priority": WIDE},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
+
+# The scale subresource: `kubectl scale`, an HPA or KEDA read and write spec.replicas.min (the replica count with
+# autoscaling disabled, the autoscaler's floor with it enabled) and find the pods through status.selector.
+SCALE: dict[str, str] = {
+    "specReplicasPath": ".spec.replicas.min",
+    "statusReplicasPath": ".status.replicas",
+    "labelSelectorPath": ".status.selector",
+}
 
 
 def _resolve(node: Any, definitions: dict[str, Any]) -> Any:
@@ -119,7 +138,7 @@ def crd() -> dict[str, Any]:
                     "name": VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    "subresources": {"status": {}, "scale": SCALE},
                     "additionalPrinterColumns": PRINTER_COLUMNS,
                     "schema": {
                         "openAPIV3Schema": {

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-from llmop.controller.status_update import unschedulable_message
+from llmop.controller.pod_health import pod_signature as pod_state
 from llmop.render.labels import SELECTOR_LABEL
 
 
@@ -28,8 +28,9 @@ def deployment_signature(body: Mapping[str, Any]) -> Hashable:
 
 
 def pod_signature(body: Mapping[str, Any]) -> Hashable:
-    """What a reconcile reads from an owned pod: the scheduler's reason when it cannot place it (None: placed)."""
-    return unschedulable_message([dict(body)])
+    """What a reconcile reads from an owned pod: the scheduler's reason when it cannot place it, a failing
+    container's reason and message, or that it is loading the model (None: placed and healthy)."""
+    return pod_state(body)
 
 
 def owner_of(body: Mapping[str, Any]) -> tuple[str, str] | None:

@@ -7,9 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmop.api.status import ConditionType, LLMDeploymentStatus, Phase, PlanStatus, get_condition, set_condition
+from llmop.autoscale.fallback import service_endpoint
 from llmop.autoscale.metrics import Observation
 from llmop.autoscale.policy import Decision
+from llmop.controller.serving import LOADING_MODEL, Serving, assess
 from llmop.plan.types import Plan, PlanErrors
+from llmop.render.labels import selector_labels
+
+OPENAI_BASE_PATH = "/v1"  # vLLM's and TGI's OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models)
 
 
 @dataclass(frozen=True)
@@ -61,41 +66,48 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
     return PlanStatus.model_validate(data).model_dump(by_alias=True, mode="json")
 
 
-def unschedulable_message(pods: list[dict[str, Any]]) -> str | None:
-    """The scheduler's reason for the first Pending pod it could not place, if any."""
-    for pod in pods:
-        if (pod.get("status") or {}).get("phase") != "Pending":
-            continue
-        for condition in (pod.get("status") or {}).get("conditions") or []:
-            if (condition.get("type"), condition.get("status"), condition.get("reason")) == (
-                "PodScheduled",
-                "False",
-                "Unschedulable",
-            ):
-                return f"pod {pod['metadata']['name']}: {condition.get('message', 'unschedulable')}"
-    return None
+def endpoint(name: str, namespace: str, port: int) -> dict[str, Any]:
+    """status.endpoint: the engine Service through cluster DNS and the OpenAI-compatible base URL under it."""
+    url = service_endpoint(name, namespace, port)
+    return {"service": name, "port": port, "url": url, "openAIBaseURL": f"{url}{OPENAI_BASE_PATH}"}
 
 
-def _deployment_counts(deployment: dict[str, Any] | None) -> tuple[int, int, int, int]:
-    if deployment is None:
-        return 0, 0, 0, 0
-    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
-    return (
-        int(spec.get("replicas") or 0),
-        int(status.get("replicas") or 0),
-        int(status.get("readyReplicas") or 0),
-        int(status.get("updatedReplicas") or 0),
+def _plan_condition(
+    conditions: list[dict[str, Any]], generation: int | None, result: Plan | PlanErrors, now: str
+) -> tuple[list[dict[str, Any]], list[EventIntent]]:
+    """The Planned condition and its event (once per refusal message, once per accepted generation)."""
+    previous = get_condition(conditions, ConditionType.PLANNED)
+    if isinstance(result, PlanErrors):
+        message = result.summary
+        conditions = set_condition(conditions, ConditionType.PLANNED, False, "PlanRefused", message, generation, now)
+        repeated = previous and previous.get("status") == "False" and previous.get("message") == message
+        return conditions, [] if repeated else [EventIntent("Warning", "PlanRefused", message)]
+    warnings = "; ".join(str(w) for w in result.warnings)
+    message = (
+        f"{result.tensor_parallel} x {result.gpu_type}, {result.engine} {result.engine_version}, "
+        f"{result.quantization}, {result.attention_backend}, decode floor {result.decode_floor_ms:.1f} ms"
+        + (f"; warnings: {warnings}" if warnings else "")
     )
+    conditions = set_condition(conditions, ConditionType.PLANNED, True, "Planned", message, generation, now)
+    seen = previous and previous.get("status") == "True" and previous.get("observedGeneration") == generation
+    return conditions, [] if seen else [EventIntent("Normal", "Planned", message)]
 
 
-def rollout_complete(deployment: dict[str, Any] | None) -> bool:
-    """The controller has seen the latest spec and every desired replica is updated and ready."""
-    if deployment is None:
-        return False
-    desired, current, ready, updated = _deployment_counts(deployment)
-    status = deployment.get("status") or {}
-    observed = status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
-    return observed and updated == desired and ready == desired and current == desired
+def _serving_events(previous: list[dict[str, Any]], serving: Serving) -> list[EventIntent]:
+    """Once per reason change, not per pass or per message: a new failure reason, the model loading, available."""
+    wanted = {type_: (truth, reason, message) for type_, truth, reason, message in serving.conditions}
+    events: list[EventIntent] = []
+    old_available = get_condition(previous, ConditionType.AVAILABLE) or {}
+    if serving.phase == Phase.READY and serving.desired > 0 and old_available.get("status") != "True":
+        events.append(EventIntent("Normal", "Available", f"{serving.ready}/{serving.desired} replicas ready"))
+    degraded, reason, message = wanted[ConditionType.DEGRADED]
+    old_degraded = get_condition(previous, ConditionType.DEGRADED) or {}
+    if degraded and (old_degraded.get("status") != "True" or old_degraded.get("reason") != reason):
+        events.append(EventIntent("Warning", reason, message))
+    _, reason, message = wanted[ConditionType.READY]
+    if reason == LOADING_MODEL and (get_condition(previous, ConditionType.READY) or {}).get("reason") != reason:
+        events.append(EventIntent("Normal", LOADING_MODEL, message))
+    return events
 
 
 def compute_status(
@@ -104,103 +116,34 @@ def compute_status(
     result: Plan | PlanErrors,
     observed: Observed,
     now: str,
+    where: tuple[str, str] | None = None,
 ) -> StatusUpdate:
-    """New status (merged onto `current`) and the events that the transitions call for. `desiredReplicas` is not
-    written here: the autoscaler (controller/autoscaler.py) is its only writer."""
-    conditions: list[dict[str, Any]] = list(current.get("conditions") or [])
-    events: list[EventIntent] = []
-    previous_planned = get_condition(conditions, ConditionType.PLANNED)
+    """New status (merged onto `current`) and the events that the transitions call for. `where` (namespace, name)
+    adds the pod selector and the endpoint. `desiredReplicas` is not written here: the autoscaler
+    (controller/autoscaler.py) is its only writer. observedGeneration is written on every pass, a refused spec's
+    too, so that GitOps tools see the refusal (Ready=False, Stalled=True) instead of waiting for a newer status."""
+    previous: list[dict[str, Any]] = list(current.get("conditions") or [])
+    conditions, events = _plan_condition(previous, generation, result, now)
     status: dict[str, Any] = {}
-
-    if isinstance(result, PlanErrors):
-        message = result.summary
-        conditions = set_condition(conditions, ConditionType.PLANNED, False, "PlanRefused", message, generation, now)
-        if not (
-            previous_planned
-            and previous_planned.get("status") == "False"
-            and previous_planned.get("message") == message
-        ):
-            events.append(EventIntent("Warning", "PlanRefused", message))
-    else:
-        warnings = "; ".join(str(w) for w in result.warnings)
-        message = (
-            f"{result.tensor_parallel} x {result.gpu_type}, {result.engine} {result.engine_version}, "
-            f"{result.quantization}, {result.attention_backend}, decode floor {result.decode_floor_ms:.1f} ms"
-            + (f"; warnings: {warnings}" if warnings else "")
-        )
-        conditions = set_condition(conditions, ConditionType.PLANNED, True, "Planned", message, generation, now)
+    if isinstance(result, Plan):
         status["plan"] = plan_summary(result)
-        if not (
-            previous_planned
-            and previous_planned.get("status") == "True"
-            and previous_planned.get("observedGeneration") == generation
-        ):
-            events.append(EventIntent("Normal", "Planned", message))
-
-    desired, current_replicas, ready, updated = _deployment_counts(observed.deployment)
-    status["replicas"] = current_replicas
-    status["readyReplicas"] = ready
+    refusal = result.summary if isinstance(result, PlanErrors) else None
+    serving = assess(refusal, observed.deployment, observed.pods)
+    status["replicas"] = serving.replicas
+    status["readyReplicas"] = serving.ready
     if observed.deployment is not None:
         status["deploymentName"] = observed.deployment["metadata"]["name"]
-
-    unschedulable = unschedulable_message(observed.pods)
-    rollout_done = rollout_complete(observed.deployment)
-    available = observed.deployment is not None and ready > 0
-    if observed.deployment is None:
-        conditions = set_condition(
-            conditions, ConditionType.AVAILABLE, False, "NoDeployment", "no engine Deployment exists", generation, now
-        )
-    elif desired == 0:
-        conditions = set_condition(
-            conditions, ConditionType.AVAILABLE, False, "ScaledToZero", "0 replicas requested", generation, now
-        )
-    else:
-        conditions = set_condition(
-            conditions,
-            ConditionType.AVAILABLE,
-            available,
-            "ReplicasReady" if available else "NoReadyReplicas",
-            f"{ready}/{desired} replicas ready",
-            generation,
-            now,
-        )
-    progressing = observed.deployment is not None and not rollout_done
-    conditions = set_condition(
-        conditions,
-        ConditionType.PROGRESSING,
-        progressing,
-        "RollingOut" if progressing else "RolloutComplete",
-        f"{updated}/{desired} updated, {ready}/{desired} ready",
-        generation,
-        now,
-    )
-    if unschedulable:
-        conditions = set_condition(
-            conditions, ConditionType.DEGRADED, True, "Unschedulable", unschedulable, generation, now
-        )
-    else:
-        conditions = set_condition(conditions, ConditionType.DEGRADED, False, "AsExpected", "", generation, now)
-
-    previous_available = get_condition(list(current.get("conditions") or []), ConditionType.AVAILABLE)
-    if rollout_done and desired > 0 and not (previous_available and previous_available.get("status") == "True"):
-        events.append(EventIntent("Normal", "Available", f"{ready}/{desired} replicas ready"))
-    previous_degraded = get_condition(list(current.get("conditions") or []), ConditionType.DEGRADED)
-    if unschedulable and not (previous_degraded and previous_degraded.get("message") == unschedulable):
-        events.append(EventIntent("Warning", "Unschedulable", unschedulable))
-
-    if isinstance(result, PlanErrors):
-        phase = Phase.FAILED
-    elif unschedulable:
-        phase = Phase.DEGRADED if available else Phase.PENDING
-    elif observed.deployment is None:
-        phase = Phase.PENDING
-    elif rollout_done:
-        phase = Phase.READY
-    else:
-        phase = Phase.DEPLOYING
-    status["phase"] = phase.value
+    if where is not None:
+        namespace, name = where
+        status["selector"] = ",".join(f"{key}={value}" for key, value in selector_labels(name).items())
+        if isinstance(result, Plan):
+            status["endpoint"] = endpoint(name, namespace, result.port)
+    for type_, truth, reason, message in serving.conditions:
+        conditions = set_condition(conditions, type_, truth, reason, message, generation, now)
+    events += _serving_events(previous, serving)
+    status["phase"] = serving.phase.value
     status["conditions"] = conditions
-    if generation is not None and not isinstance(result, PlanErrors):
+    if generation is not None:
         status["observedGeneration"] = generation
     return StatusUpdate(status=typed(status), events=events)
 
