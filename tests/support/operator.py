@@ -47,20 +47,24 @@ class OperatorProcess:
     prometheus_url: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     metrics_port: int = field(default_factory=free_port)
+    health_port: int = 0  # 0: no /healthz and /readyz
+    entry: str = "llmop.cli"  # module run with -m; support.wedgeable lets SIGUSR1 wedge the event loop
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> OperatorProcess:
         argv = [
             sys.executable,
             "-m",
-            "llmop.cli",
+            self.entry,
             "run",
             "--metrics-port",
             str(self.metrics_port),
             "--metrics-address",
             "127.0.0.1",
             "--health-port",
-            "0",
+            str(self.health_port),
+            "--health-address",
+            "127.0.0.1",
             "--autoscale-interval",
             "2",
         ]
@@ -73,6 +77,8 @@ class OperatorProcess:
         if self.prometheus_url:
             argv += ["--prometheus-url", self.prometheus_url]
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "LLMOP_RESYNC_SECONDS": "2", **self.extra_env}
+        if self.entry != "llmop.cli":
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tests"), env.get("PYTHONPATH")]))
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
         return self

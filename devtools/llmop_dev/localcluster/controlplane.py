@@ -39,6 +39,9 @@ SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"  # kwok's fake pod IPs; never connect to them
 POD_READY_DELAY_ANNOTATION = "pod-ready.stage.kwok.x-k8s.io/delay"  # per-pod override, e.g. "30s"
 STOP_GRACE_SECONDS = 10.0
+# Beyond the defaults: OpenShift enables it, and it refuses blockOwnerDeletion on a child from a writer that may not
+# update the owner's finalizers, so the chart's RBAC is tested under it.
+ADMISSION_PLUGINS = ("OwnerReferencesPermissionEnforcement",)
 # With ControlPlane(audit_log=True): every write (create/update/patch/delete) at Metadata level, nothing else.
 AUDIT_POLICY: dict[str, Any] = {
     "apiVersion": "audit.k8s.io/v1",
@@ -243,6 +246,7 @@ class ControlPlane:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={pki.sa_pub}", f"--service-account-signing-key-file={pki.sa_key}",
             f"--service-cluster-ip-range={SERVICE_CIDR}", "--profiling=false", "--v=1",
+            f"--enable-admission-plugins={','.join(ADMISSION_PLUGINS)}",
             *self._audit_flags(),
         ])  # fmt: skip
         self._wait("kube-apiserver", self._probe("kube-apiserver"))

@@ -125,10 +125,11 @@ class LocalStack:
 
     def start_operator(self) -> None:
         assert self.prometheus is not None
+        # --allow-custom-probe-endpoints: the simulator serves each engine on 127.0.0.1, not behind its Service
         argv = [sys.executable, "-m", "llmop.cli", "run", "--prometheus-url", self.prometheus.url,
                 "--metrics-port", str(self.operator_metrics_port), "--metrics-address", "127.0.0.1",
                 "--health-port", "0", "--autoscale-interval", f"{self.autoscale_interval_s:g}",
-                "--no-leader-elect"]  # fmt: skip
+                "--no-leader-elect", "--allow-custom-probe-endpoints"]  # fmt: skip
         for namespace in self.namespaces:
             argv += ["-n", namespace]
         self.operator = ManagedProcess("operator", argv, self.workdir / "operator.log", self.env).start()
