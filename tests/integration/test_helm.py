@@ -28,6 +28,7 @@ CHART = ROOT / "charts" / "llmop"
 OPERATOR_PERMISSIONS = {
     "llmdeployments.llmop.io": {"get", "list", "watch", "patch"},
     "llmdeployments.llmop.io/status": {"get", "patch", "update"},
+    "llmdeployments.llmop.io/finalizers": {"update"},  # blockOwnerDeletion under OwnerReferencesPermissionEnforcement
     "deployments.apps": {"get", "list", "watch", "create", "patch", "update", "delete"},
     "services": {"get", "list", "watch", "create", "patch", "delete"},
     "poddisruptionbudgets.policy": {"get", "list", "watch", "create", "patch", "delete"},
@@ -168,7 +169,11 @@ def test_operator_pod_is_restricted_and_probed(helm: Helm) -> None:
         assert {"LLMOP_PROMETHEUS_URL", "LLMOP_IMAGE_REGISTRY", "LLMOP_NAMESPACE", "LLMOP_METRICS_PORT"} <= set(env)
         assert "LLMOP_HEALTH_PORT" in env
         if args:
-            assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+        assert env["LLMOP_ALLOWED_PROMETHEUS_URL_PREFIXES"] == ""  # only operator.prometheusUrl
+        assert env["LLMOP_ALLOW_CUSTOM_PROBE_ENDPOINTS"] == "false"
+        assert env["LLMOP_PROMETHEUS_INSECURE_SKIP_VERIFY"] == "false" and "LLMOP_PROMETHEUS_CA_FILE" not in env
             assert env["LLMOP_PEERING"] == "rel-llmop" and env["LLMOP_NAMESPACE"] == "llmop-system"
         else:
             assert env["LLMOP_NAMESPACE"] == ""
@@ -188,7 +193,14 @@ def test_rbac_is_the_same_rule_set_in_both_scopes(helm: Helm) -> None:
 
 
 def test_values_schema_rejects_bad_values(helm: Helm) -> None:
-    for bad in ("rbac.scope=everywhere", "leaderElection.mode=zookeeper", "replicaCount=0", "nosuchkey=1"):
+    for bad in (
+        "rbac.scope=everywhere",
+        "leaderElection.mode=zookeeper",
+        "replicaCount=0",
+        "nosuchkey=1",
+        "operator.outbound.allowedPrometheusUrlPrefixes={thanos:9090}",
+        "operator.loopStallSeconds=0",
+    ):
         result = helm.run("template", "rel", str(CHART), "--set", bad, check=False)
         assert result.returncode != 0 and "schema" in result.stderr.lower(), (bad, result.stderr)
 

@@ -76,6 +76,11 @@ RBAC: exactly what `llmop run` calls.
   resources: ["llmdeployments/status"]
   verbs: ["get", "patch", "update"]
 - apiGroups: ["apps"]
+# ownerReferences with blockOwnerDeletion on the children need it (OwnerReferencesPermissionEnforcement, on by
+# default on OpenShift); llmop still puts no finalizer on an LLMDeployment.
+- apiGroups: ["llmop.io"]
+  resources: ["llmdeployments/finalizers"]
+  verbs: ["update"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 - apiGroups: [""]
