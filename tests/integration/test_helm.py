@@ -168,12 +168,12 @@ def test_operator_pod_is_restricted_and_probed(helm: Helm) -> None:
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert {"LLMOP_PROMETHEUS_URL", "LLMOP_IMAGE_REGISTRY", "LLMOP_NAMESPACE", "LLMOP_METRICS_PORT"} <= set(env)
         assert "LLMOP_HEALTH_PORT" in env
-        if args:
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
         assert env["LLMOP_ALLOWED_PROMETHEUS_URL_PREFIXES"] == ""  # only operator.prometheusUrl
         assert env["LLMOP_ALLOW_CUSTOM_PROBE_ENDPOINTS"] == "false"
         assert env["LLMOP_PROMETHEUS_INSECURE_SKIP_VERIFY"] == "false" and "LLMOP_PROMETHEUS_CA_FILE" not in env
+        if args:
             assert env["LLMOP_PEERING"] == "rel-llmop" and env["LLMOP_NAMESPACE"] == "llmop-system"
         else:
             assert env["LLMOP_NAMESPACE"] == ""

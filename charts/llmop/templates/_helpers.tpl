@@ -75,12 +75,12 @@ RBAC: exactly what `llmop run` calls.
 - apiGroups: ["llmop.io"]
   resources: ["llmdeployments/status"]
   verbs: ["get", "patch", "update"]
-- apiGroups: ["apps"]
 # ownerReferences with blockOwnerDeletion on the children need it (OwnerReferencesPermissionEnforcement, on by
 # default on OpenShift); llmop still puts no finalizer on an LLMDeployment.
 - apiGroups: ["llmop.io"]
   resources: ["llmdeployments/finalizers"]
   verbs: ["update"]
+- apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 - apiGroups: [""]
