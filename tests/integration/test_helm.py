@@ -37,9 +37,11 @@ OPERATOR_PERMISSIONS = {
     "events.events.k8s.io": {"create", "patch"},
     "customresourcedefinitions.apiextensions.k8s.io": {"get", "list", "watch"},
     "namespaces": {"get", "list", "watch"},
+    "nodes": {"get", "list"},  # gpu.type auto: which GPU types the nodes can schedule
 }
 MONITORING_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
-KEPT_CRDS = ("llmdeployments.llmop.io", "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev")
+LLMD_CRD = "llmdeployments.llmop.io"
+PEERING_CRDS = ("clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev")
 VALUE_SETS = {
     "default": [],
     "namespace-peering": ["--set", "rbac.scope=namespace", "--set", "leaderElection.mode=peering"],
@@ -285,8 +287,8 @@ def test_install_upgrade_uninstall(
     install_seconds = time.monotonic() - started
     first_manifest, first = _release_docs(helm, release, namespace, kubeconfig)
     assert len(cluster.existing(first_manifest)) == len(first)
-    for crd in KEPT_CRDS:
-        cluster.run("get", "crd", crd)
+    cluster.run("get", "crd", LLMD_CRD)
+    assert not [d for d in first if d["kind"] == "CustomResourceDefinition"]  # Lease mode: no kopf CRDs
     ready = cluster.run("get", "deploy", release, "-n", namespace, "-o", "jsonpath={.status.readyReplicas}").stdout
     assert ready == "2"
 
@@ -326,12 +328,16 @@ def test_install_upgrade_uninstall(
     assert ("Lease", release) in dropped and ("ClusterRole", release) in dropped
     assert not set(cluster.existing(first_manifest)) - set(cluster.existing(second_manifest))
     assert cluster.run("get", "kopfpeering", release, "-n", namespace, "-o", "name").stdout.strip()
+    for crd in PEERING_CRDS:  # installed by the upgrade to peering mode (or already there, then left alone)
+        cluster.run("get", "crd", crd)
     assert can_i(sa_config, "list", "llmdeployments.llmop.io", namespace, cluster.kubectl)
     assert not can_i(sa_config, "list", "llmdeployments.llmop.io", "default", cluster.kubectl)
 
-    # uninstall: nothing of either revision is left, pods included; the CRDs stay, as Helm does
+    # uninstall: nothing of either revision is left, pods and the peering object (a pre-delete hook) included;
+    # the CRDs stay
     helm.run("uninstall", release, "-n", namespace, "--wait", "--timeout", "120s", kubeconfig=kubeconfig)
-    assert cluster.existing(first_manifest) == [] and cluster.existing(second_manifest) == []
+    kept = sorted(f"customresourcedefinition.apiextensions.k8s.io/{crd}" for crd in PEERING_CRDS)
+    assert cluster.existing(first_manifest) == [] and sorted(cluster.existing(second_manifest)) == kept
     selector = f"app.kubernetes.io/instance={release}"
     namespaced = "all,configmaps,serviceaccounts,roles,rolebindings,leases,poddisruptionbudgets,kopfpeerings"
 
@@ -343,7 +349,7 @@ def test_install_upgrade_uninstall(
         return not left
 
     _wait(nothing_left, 90, f"the objects of {release} to be garbage-collected")
-    for crd in KEPT_CRDS:
+    for crd in (LLMD_CRD, *PEERING_CRDS):  # kept: crds/ as Helm does, the peering CRDs by resource-policy
         cluster.run("get", "crd", crd)
     print(f"helm install --wait took {install_seconds:.1f} s")
 

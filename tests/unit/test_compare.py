@@ -331,6 +331,7 @@ def test_the_reconciler_lists_nodes_records_the_choice_and_then_reuses_it() -> N
     reconciler.plans.forget("ns", "chat")
     reconciler.reconcile({"metadata": {"namespace": "ns", "name": "chat"}})
     assert "list_nodes" not in kube.calls
+    assert "patch_llmd_status" not in kube.calls  # steady state: nothing to write (no null-keyed plan either)
     assert kube.llmds[("ns", "chat")]["status"]["gpuChoice"]["gpuType"] == "A100-80GB"
     assert [e.reason for e in kube.events].count("GPUChosen") == 1
 

@@ -64,7 +64,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/*
 RBAC: exactly what `llmop run` calls.
 - llmop.rules.namespaced: resources in the watched namespaces (ClusterRole in cluster scope, Role otherwise).
-- llmop.rules.clusterScoped: cluster-scoped reads kopf makes (CRD discovery, namespace observation).
+- llmop.rules.clusterScoped: cluster-scoped reads kopf makes (CRD discovery, namespace observation), and the nodes
+  that gpu.type auto reads (GPU labels, allocatable GPUs).
 - llmop.rules.peering: kopf peering, by scope (leaderElection.mode "peering").
 - llmop.rules.lease: the chart-created Lease only, in the release namespace (leaderElection.mode "lease").
 */}}
@@ -92,6 +93,12 @@ RBAC: exactly what `llmop run` calls.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
+{{- if .Values.hub.readTokenSecrets }}
+# spec.model.tokenSecretRef: the hub token for gated models' config.json (hub.readTokenSecrets)
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end }}
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
@@ -104,6 +111,9 @@ RBAC: exactly what `llmop run` calls.
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["nodes"]
+  verbs: ["get", "list"]
 {{- end -}}
 
 {{- define "llmop.rules.peering" -}}

@@ -18,7 +18,7 @@ from llmop.controller.status_update import EventIntent, StatusUpdate
 
 log = logging.getLogger("llmop.gpu_choice")
 
-NODES_TTL_S = 10.0  # one node list serves every auto spec planned within this long
+NODES_TTL_S = 5.0  # one node list serves every auto spec planned within this long
 _BY_PRODUCT = {gpu.gfd_product: gpu.name for gpu in GPUS.values()}
 
 

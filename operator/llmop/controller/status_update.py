@@ -63,7 +63,8 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
     """status.plan: the PlanStatus fields of `llmop plan --json`'s plan object, plus the warnings as text."""
     data = {key: value for key, value in plan.to_json().items() if key in PLAN_STATUS_KEYS}
     data["warnings"] = [str(w) for w in plan.warnings]
-    return PlanStatus.model_validate(data).model_dump(by_alias=True, mode="json")
+    # no nulls: a merge patch deletes a null key, so a stored plan would never equal one with quantizationFlag: null
+    return PlanStatus.model_validate(data).model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
 def endpoint(name: str, namespace: str, port: int) -> dict[str, Any]:
