@@ -206,7 +206,10 @@ class ProbeSpec(ApiModel):
         Field(
             max_length=512,
             pattern=r"^https?://",
-            description="Engine base URL to probe; defaults to the deployment's Service (http://NAME.NAMESPACE.svc:PORT).",
+            description=(
+                "Engine base URL to probe; defaults to the deployment's Service (http://NAME.NAMESPACE.svc:PORT). "
+                "Another URL is probed only when the operator allows custom probe endpoints."
+            ),
         ),
     ] = None
     interval: Annotated[
@@ -236,7 +239,10 @@ class AutoscalingSpec(ApiModel):
         Field(
             max_length=512,
             pattern=r"^https?://",
-            description="Prometheus base URL for this deployment; defaults to the operator's setting.",
+            description=(
+                "Prometheus base URL for this deployment; defaults to the operator's setting. Queried only when it "
+                "is the operator's own URL or under one of the operator's allowed prefixes."
+            ),
         ),
     ] = None
     probe: Annotated[
