@@ -410,3 +410,20 @@ def test_cli_compare_prints_the_ranking_and_json(tmp_path: Path, capsys: pytest.
     bad.write_text("{L4: free}")
     assert main([*argv, "--prices", str(bad)]) == 2
     assert "L4: 'free' is not a positive number" in capsys.readouterr().err
+
+
+def test_the_operator_prices_file_decides_the_choice(tmp_path: Path) -> None:
+    from llmop.controller.gpu_choice import load_prices
+    from llmop.controller.plans import PlanCache
+
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps({"source": "our contract", "asOf": "2026-12", "prices": {"A10G": 0.1}}))
+    prices = load_prices(str(path))
+    assert load_prices(None) is DEFAULT_PRICES
+    spec = _spec(gpu=AUTO_GPUS, maxModelLen=8192).model_dump(by_alias=True, exclude_none=True, mode="json")
+    body = {"metadata": {"namespace": "ns", "name": "chat", "uid": "u", "generation": 1}, "spec": spec}
+    planned = PlanCache(gpus=lambda: FLEET, prices=prices).get(body)
+    assert planned.choice is not None and planned.choice.chosen.candidate.label == "1 x A10G none vllm"
+    assert planned.choice.to_status()["priceSource"] == "our contract, as of 2026-12"
+    with pytest.raises(ValueError, match="cannot read prices"):
+        load_prices(str(tmp_path / "missing.yaml"))

@@ -6,12 +6,15 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes.client.exceptions import ApiException
 
 from llmop.api.status import GpuChoiceStatus
 from llmop.catalog.gpus import GFD_PRODUCT_LABEL, GPU_RESOURCE, GPUS
+from llmop.catalog.prices import DEFAULT_PRICES, PriceTable, price_table
 from llmop.controller.kube import Kube
 from llmop.controller.plans import Planned
 from llmop.controller.status_update import EventIntent, StatusUpdate
@@ -65,6 +68,17 @@ class NodeGpus:
                 gpus = None
             self._read = (time.monotonic(), gpus)
             return gpus
+
+
+def load_prices(path: str | None) -> PriceTable:
+    """The operator's price table: a YAML/JSON file over the defaults, or the defaults (ValueError names the file)."""
+    if path is None:
+        return DEFAULT_PRICES
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise ValueError(f"{path}: cannot read prices: {error}") from None
+    return price_table(data, path)
 
 
 def with_choice(update: StatusUpdate, planned: Planned, current: Mapping[str, Any]) -> StatusUpdate:

@@ -13,6 +13,7 @@ from typing import Any
 from llmop.api.spec import LLMDeploymentSpec
 from llmop.catalog.engines import DEFAULT_IMAGE_REGISTRY
 from llmop.catalog.hf_config import CheckpointLookup, HubFailure
+from llmop.catalog.prices import DEFAULT_PRICES, PriceTable
 from llmop.plan.checkpoint import needs_checkpoint
 from llmop.plan.parse import parse_spec
 from llmop.plan.planner import plan
@@ -59,8 +60,10 @@ class PlanCache:
         checkpoints: CheckpointResolver | None = None,
         hub_retry_s: float = HUB_RETRY_S,
         gpus: GpuLister | None = None,
+        prices: PriceTable = DEFAULT_PRICES,
     ) -> None:
         self.gpus = gpus
+        self.prices = prices
         self.image_registry = image_registry
         self.capacity = capacity
         self.checkpoints = checkpoints
@@ -105,6 +108,7 @@ class PlanCache:
                 name,
                 schedulable=self.gpus() if self.gpus else None,
                 status=status,
+                prices=self.prices,
                 image_registry=self.image_registry,
             )
             unsettled = chosen.choice is not None or isinstance(chosen.result, PlanErrors)

@@ -41,6 +41,11 @@ def register(subparsers: Any) -> None:
     run.add_argument(
         "--lease-namespace", default=None, help="namespace of the Lease (default: POD_NAMESPACE or default)"
     )
+    run.add_argument(
+        "--prices", default=None, metavar="FILE",
+        help="USD per GPU-hour for gpu.type auto, YAML/JSON {GPU: price} (env LLMOP_PRICES_FILE; default: the "
+        "dated list prices of llmop/catalog/prices.py)",
+    )  # fmt: skip
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=cmd_run)
 
@@ -147,10 +152,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     api_client = client.ApiClient(configuration)
     kube = Kube(api_client)
     from llmop.controller.checkpoints import HubResolver
-    from llmop.controller.gpu_choice import NodeGpus
+    from llmop.controller.gpu_choice import NodeGpus, load_prices
 
+    try:
+        prices = load_prices(args.prices or os.environ.get("LLMOP_PRICES_FILE") or None)
+    except ValueError as error:
+        logging.getLogger("llmop").error("%s", error)
+        return 2
     # one plan per spec generation, shared by both; models outside the catalog are planned from config.json
-    plans = PlanCache(config.image_registry, checkpoints=HubResolver(kube.core), gpus=NodeGpus(kube))
+    plans = PlanCache(config.image_registry, checkpoints=HubResolver(kube.core), gpus=NodeGpus(kube), prices=prices)
     reconciler = Reconciler(kube, config, plans)
     install(Runtime(config, kube, reconciler, Autoscaler(kube, config, reconciler.locked, plans=plans)))
     if config.metrics_port:
