@@ -1,12 +1,15 @@
-"""Pod-level failures, model loading, Ready/Reconciling/Stalled, the endpoint and the selector in status (pure)."""
+"""Pod failures, model loading, Ready/Reconciling/Stalled, the endpoint, the selector, the TPOT column (pure)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from llmop.api.crd import PRINTER_COLUMNS
+from llmop.autoscale.metrics import Observation
+from llmop.autoscale.policy import Decision, PolicyState
 from llmop.controller.children import pod_signature
 from llmop.controller.pod_health import container_problem, problems, summary
-from llmop.controller.status_update import Observed, compute_status, status_changed
+from llmop.controller.status_update import Observed, compute_status, decision_status, status_changed
 from llmop.plan.parse import parse_spec
 from llmop.plan.planner import plan
 from llmop.plan.types import Plan
@@ -158,3 +161,24 @@ def test_pod_signature_changes_with_what_status_reads() -> None:
     assert pod_signature(crashing) == ("CrashLoopBackOff", container_problem(crashing).message)  # type: ignore[union-attr]
     terminating = {**crashing, "metadata": {"name": "chat-a", "deletionTimestamp": NOW}}
     assert problems([terminating], None) == [] and summary([]) == ""
+
+
+def _column(path: str, body: dict[str, Any]) -> Any:
+    """A printer column's simple JSON path (.a.b.c) evaluated the way kubectl does: missing is blank (None)."""
+    node: Any = body
+    for key in path.strip(".").split("."):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def test_the_tpot_column_shows_p99_and_probe_readings() -> None:
+    paths = {c["name"]: c["jsonPath"] for c in PRINTER_COLUMNS}
+    decision = Decision(desired=2, direction="hold", reason="within SLO", slo_met=True, metrics_available=True,
+                        metrics_reason="", state=PolicyState())  # fmt: skip
+    p99 = Observation(41.237, 5000, 4.0, 0.0, 0.2, 0.0, percentile=99.0)
+    probe = Observation(6.2, 3, 0.0, 0.0, 0.0, 0.0, source="probe", note="probe")
+    shown = []
+    for obs in (p99, probe):
+        status, _ = decision_status({"desiredReplicas": 2}, decision, obs, 2, 1, NOW)
+        shown.append((_column(paths["TPOT"], {"status": status}), _column(paths["Pctl"], {"status": status})))
+    assert shown == [(41.24, 99), (6.2, None)]
