@@ -24,6 +24,7 @@ from llmop_dev.observability.queries import (
     le_label,
     new_or_increased,
 )
+from llmop_dev.observability.runbook import with_runbooks
 
 # The decode-latency SLI, as the recording rules below compute it:
 #
@@ -213,14 +214,17 @@ def operator_alerts() -> list[dict[str, Any]]:
 
 
 def prometheus_rules() -> dict[str, Any]:
-    """The rule groups, as a Prometheus rule file (also the `spec` of the chart's PrometheusRule)."""
-    return {
-        "groups": [
-            {"name": "llmop.slo.rules", "rules": recording_rules()},
-            {"name": "llmop.slo.alerts", "rules": [burn_alert(alert) for alert in BURN_ALERTS]},
-            {"name": "llmop.operator.alerts", "rules": operator_alerts()},
-        ]
-    }
+    """The rule groups, as a Prometheus rule file (also the `spec` of the chart's PrometheusRule); every alert
+    links its section of docs/runbook.md."""
+    return with_runbooks(
+        {
+            "groups": [
+                {"name": "llmop.slo.rules", "rules": recording_rules()},
+                {"name": "llmop.slo.alerts", "rules": [burn_alert(alert) for alert in BURN_ALERTS]},
+                {"name": "llmop.operator.alerts", "rules": operator_alerts()},
+            ]
+        }
+    )
 
 
 def expressions() -> list[tuple[str, str]]:
