@@ -114,6 +114,7 @@ def test_progress_deadline_is_reported_when_no_pod_says_more() -> None:
     update = compute_status({}, 1, _plan(), Observed(_deployment(1, 0, [deadline]), []), NOW, WHERE)
     expected = ("True", "ProgressDeadlineExceeded", 'Deployment chat: ReplicaSet "chat-5d9" has timed out progressing.')
     assert _condition(update.status, "Degraded") == expected and update.status["phase"] == "Failed"
+    assert _condition(update.status, "Progressing") == ("False", "ProgressDeadlineExceeded", "1/1 updated, 0/1 ready")
     crashing = Observed(_deployment(1, 0, [deadline]), [_pod("chat-a", _oom(4))])
     assert [p.reason for p in problems(crashing.pods, crashing.deployment)] == [
         "CrashLoopBackOff",

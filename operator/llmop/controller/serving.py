@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmop.api.status import ConditionType, Phase
-from llmop.controller.pod_health import UNSCHEDULABLE, Problem, loading_count, problems, summary
+from llmop.controller.pod_health import DEADLINE, UNSCHEDULABLE, Problem, loading_count, problems, summary
 
 LOADING_MODEL = "LoadingModel"
 PLAN_REFUSED = "PlanRefused"
@@ -99,13 +99,18 @@ def assess(refusal: str | None, deployment: dict[str, Any] | None, pods: list[di
             "ReplicasReady" if ready > 0 else "NoReadyReplicas",
             f"{ready}/{desired} replicas ready",
         )
-    progressing = deployment is not None and not rollout_complete(deployment)
+    deadline = next((p for p in found if p.reason == DEADLINE), None)
+    progressing = deployment is not None and not rollout_complete(deployment) and deadline is None
     progress_reason = LOADING_MODEL if phase == Phase.LOADING else "RollingOut"
+    if deadline is not None:  # as the Deployment says it: Progressing=False, ProgressDeadlineExceeded
+        progress_reason = DEADLINE
+    elif not progressing:
+        progress_reason = "RolloutComplete"
     stalled, is_ready = phase == Phase.FAILED, phase == Phase.READY
     conditions: tuple[Wanted, ...] = (
         (ConditionType.READY, is_ready, *ready_why),
         (ConditionType.AVAILABLE, *available),
-        (ConditionType.PROGRESSING, progressing, progress_reason if progressing else "RolloutComplete", counts),
+        (ConditionType.PROGRESSING, progressing, progress_reason, counts),
         (ConditionType.DEGRADED, first is not None, first.reason if first else "AsExpected", summary(found)),
         (
             ConditionType.RECONCILING,
