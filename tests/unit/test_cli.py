@@ -80,7 +80,7 @@ def test_bad_input_gets_one_line_not_a_traceback(tmp_path: Path) -> None:
         "broken.yaml": "not valid YAML",
         "kind.yaml": "kind: 'Pod' is not 'LLMDeployment'",
         "missing.yaml": "spec.model: is required",
-        "gpu.yaml": "spec.gpu.type: 'V100' is invalid",
+        "gpu.yaml": "spec.gpu.type: 'V100' is not one of T4, A10G,",
         "empty.yaml": "no LLMDeployment",
     }
     for name, text in cases.items():

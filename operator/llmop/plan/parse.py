@@ -8,7 +8,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from llmop.api.spec import API_VERSION, KIND, LLMDeploymentSpec
+from llmop.plan.suggest import did_you_mean, quoted_choices
 from llmop.plan.types import Finding, PlanErrors
+
+_CHOICE_ERRORS = frozenset({"enum", "literal_error"})
 
 
 @dataclass(frozen=True)
@@ -34,13 +37,39 @@ def _path(location: tuple[int | str, ...]) -> str:
     return path
 
 
+def _choice_findings(items: list[dict[str, Any]]) -> dict[str, Finding]:
+    """One finding per field whose value is not one of its names (a union's branches merged), with a suggestion."""
+    choices: dict[str, list[str]] = {}
+    values: dict[str, Any] = {}
+    for item in items:
+        if item["type"] not in _CHOICE_ERRORS:
+            continue
+        path = _path(tuple(item["loc"]))
+        names = quoted_choices(str((item.get("ctx") or {}).get("expected", "")))
+        choices.setdefault(path, []).extend(name for name in names if name not in choices.get(path, []))
+        values[path] = item.get("input")
+    findings: dict[str, Finding] = {}
+    for path, names in choices.items():
+        value = values[path]
+        hint = did_you_mean(value, names) if isinstance(value, str) else ""
+        findings[path] = Finding(path, f"{value!r} is not one of {', '.join(names)}{hint}")
+    return findings
+
+
 def validation_findings(error: ValidationError) -> list[Finding]:
     """One finding per pydantic error, named by the camelCase field path, with the offending value."""
+    items: list[dict[str, Any]] = [dict(item) for item in error.errors(include_url=False)]
+    merged = _choice_findings(items)
     findings: list[Finding] = []
     seen: set[str] = set()
-    for item in error.errors(include_url=False):
+    for item in items:
         path = _path(tuple(item["loc"]))
         value = item.get("input")
+        if path in merged:
+            if path not in seen:
+                seen.add(path)
+                findings.append(merged[path])
+            continue
         if item["type"] == "missing":
             message = "is required"
         elif item["type"] == "extra_forbidden":
