@@ -25,6 +25,7 @@ from llmop.plan.parse import Resource, parse_resource
 from llmop.plan.planner import plan
 from llmop.plan.types import Finding, Plan, PlanErrors
 from llmop.render.manifests import Owner, render
+from llmop.sizing.choose import choose, is_auto
 
 COMMANDS_GROUP = "llmop.commands"
 Handler = Callable[[argparse.Namespace], int]
@@ -91,6 +92,10 @@ def _plan_documents(path: str, offline: bool = False) -> list[Planned]:
         checkpoint = _checkpoint(resource, offline)
         result = plan(resource.spec, resource.name, checkpoint=checkpoint)
         source = _source_line(checkpoint) if isinstance(checkpoint, CheckpointInfo) else None
+        if is_auto(resource.spec):  # gpu.type/quantization auto: the choice with every GPU type schedulable
+            chosen = choose(resource.spec, resource.name)
+            result = chosen.result
+            source = f"auto (any GPU type schedulable): {chosen.choice.message()}" if chosen.choice else None
         results.append(Planned(resource.name, resource, result, source))
     return results
 

@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from llmop.api.spec import LLMDeploymentSpec
 from llmop.catalog.prices import DEFAULT_PRICES, PriceFileError, PriceTable, price_table
 from llmop.catalog.quality import QUALITY
 from llmop.plan.parse import Resource
@@ -27,9 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="rank every GPU x quantization x TP x engine that meets the spec's SLO by cost per million output tokens",
     )
-    parser.add_argument("--load", type=float, metavar="RPS", help="requests/s to size for (default: each replica full)")
-    parser.add_argument("--prompt-tokens", type=int, default=Workload.prompt_tokens, metavar="N", help="mean prompt")
-    parser.add_argument("--output-tokens", type=int, default=Workload.output_tokens, metavar="N", help="mean output")
+    parser.add_argument(
+        "--load", type=float, metavar="RPS",
+        help="requests/s to size for (default: spec.expectedLoad, else each replica at its SLO capacity)",
+    )  # fmt: skip
+    parser.add_argument("--prompt-tokens", type=int, metavar="N", help="mean prompt tokens (default 1024)")
+    parser.add_argument("--output-tokens", type=int, metavar="N", help="mean output tokens (default 256)")
     parser.add_argument("--prices", metavar="FILE", help="USD per GPU-hour, YAML/JSON {GPU: price} (default: list)")
     parser.add_argument("--top", type=int, metavar="N", help="print only the N cheapest candidates")
 
@@ -49,12 +53,19 @@ def load_prices(path: str | None) -> PriceTable:
         raise CompareInputError(str(error)) from None
 
 
-def workload(args: argparse.Namespace) -> Workload:
+def workload(args: argparse.Namespace, spec: LLMDeploymentSpec) -> Workload:
+    """The flags' load, or the spec's expectedLoad when no --load is given."""
     if args.load is not None and not args.load > 0:
         raise CompareInputError(f"--load {args.load:g}: give a positive number of requests/s")
-    if args.prompt_tokens < 1 or args.output_tokens < 1:
+    prompt, output = args.prompt_tokens, args.output_tokens
+    if (prompt is not None and prompt < 1) or (output is not None and output < 1):
         raise CompareInputError("--prompt-tokens and --output-tokens must be at least 1")
-    return Workload(args.load, args.prompt_tokens, args.output_tokens)
+    expected = spec.expected_load
+    rps = args.load if args.load is not None else (expected.requests_per_second if expected else None)
+    default = Workload()
+    prompt = prompt or (expected.prompt_tokens if expected else default.prompt_tokens)
+    output = output or (expected.output_tokens if expected else default.output_tokens)
+    return Workload(rps, prompt, output)
 
 
 def _money(value: float | None) -> str:
@@ -157,11 +168,14 @@ def comparison_json(name: str, result: Comparison | PlanErrors) -> dict[str, Any
 def run_compare(args: argparse.Namespace, documents: list[tuple[str, Resource | PlanErrors]], out: TextIO) -> int:
     """Compare each parsed document (name, resource or why it was refused); 0 when every one has a viable option."""
     prices = load_prices(args.prices)
-    load = workload(args)
     payloads: list[dict[str, Any]] = []
     ok = True
     for name, parsed in documents:
-        result = parsed if isinstance(parsed, PlanErrors) else compare(parsed.spec, load, prices, name=name)
+        result = (
+            parsed
+            if isinstance(parsed, PlanErrors)
+            else compare(parsed.spec, workload(args, parsed.spec), prices, name=name)
+        )
         ok = ok and isinstance(result, Comparison) and bool(result.options)
         if args.json:
             payloads.append(comparison_json(name, result))

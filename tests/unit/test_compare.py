@@ -427,3 +427,31 @@ def test_the_operator_prices_file_decides_the_choice(tmp_path: Path) -> None:
     assert planned.choice.to_status()["priceSource"] == "our contract, as of 2026-12"
     with pytest.raises(ValueError, match="cannot read prices"):
         load_prices(str(tmp_path / "missing.yaml"))
+
+
+def test_with_an_expected_load_auto_takes_the_cheapest_per_hour_at_that_load() -> None:
+    load = {"requestsPerSecond": 4, "promptTokens": 512, "outputTokens": 128}
+    spec = _spec(gpu={"type": "auto", "candidates": GPUS4}, quantization="fp8", expectedLoad=load)
+    anywhere = choose(spec, "chat", prices=PRICES).choice
+    assert anywhere is not None
+    # the hand-computed ranking above: 1 replica x 2 x L4 at $1 = $2/h, then 1 x L40S at $3/h
+    assert anywhere.chosen.candidate.label == "2 x L4 fp8 vllm" and anywhere.chosen.usd_per_hour == 2.0
+    assert anywhere.runner_up is not None and anywhere.runner_up.candidate.label == "1 x L40S fp8 vllm"
+    assert anywhere.to_status()["replicas"] == 1
+    assert anywhere.message().startswith(
+        "chose 2 x L4 fp8 vllm x 1 replicas at $2.00/h, $1.09 per million output tokens; "
+        "runner-up 1 x L40S fp8 vllm x 1 replicas at $3.00/h, $1.63 per million output tokens"
+    )
+    here = choose(spec, "chat", prices=PRICES, schedulable={"L4": 1, "L40S": 4}).choice
+    assert here is not None and here.chosen.candidate.label == "1 x L40S fp8 vllm"
+    assert fingerprint(spec) != fingerprint(_spec(gpu={"type": "auto", "candidates": GPUS4}, quantization="fp8"))
+
+
+def test_cli_compare_uses_the_specs_expected_load(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec_file = tmp_path / "chat.yaml"
+    spec_file.write_text(SPEC_YAML + "  expectedLoad: {requestsPerSecond: 4, promptTokens: 512, outputTokens: 128}\n")
+    assert main(["plan", "-f", str(spec_file), "--compare", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["workload"] == {"rps": 4.0, "promptTokens": 512, "outputTokens": 128}
+    assert main(["plan", "-f", str(spec_file), "--compare", "--json", "--load", "8"]) == 0
+    assert json.loads(capsys.readouterr().out)["workload"]["rps"] == 8.0

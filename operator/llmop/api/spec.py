@@ -265,6 +265,14 @@ REPLICAS_RULE = (
 )
 
 
+class ExpectedLoad(ApiModel):
+    """The traffic `gpu.type: auto` / `quantization: auto` size for: the cheapest at this load wins."""
+
+    requests_per_second: Annotated[float, Field(gt=0, le=1_000_000, description="Mean requests per second.")]
+    prompt_tokens: Annotated[int, Field(ge=1, le=10_000_000, description="Mean prompt length in tokens.")] = 1024
+    output_tokens: Annotated[int, Field(ge=1, le=10_000_000, description="Mean output length in tokens.")] = 256
+
+
 class LLMDeploymentSpec(ApiModel):
     """Desired state of an LLMDeployment."""
 
@@ -307,6 +315,14 @@ class LLMDeploymentSpec(ApiModel):
         ),
     ] = None
     gpu: GpuSpec
+    expected_load: Annotated[
+        ExpectedLoad | None,
+        Field(
+            description="With gpu.type or quantization auto: the load to size for (replicas x GPUs x price per "
+            "GPU-hour, cheapest first); without it each candidate is sized as gpu.count auto sizes it and ranked "
+            "by cost per output token at its SLO capacity."
+        ),
+    ] = None
     max_model_len: Annotated[
         int, Field(ge=128, le=10_000_000, description="Longest sequence (prompt + output) in tokens.")
     ] = 8192

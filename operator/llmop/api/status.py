@@ -73,6 +73,7 @@ class GpuOptionStatus(ApiModel):
     tensor_parallel: int
     engine: str
     usd_per_million_tokens: float
+    replicas: int | None = None  # at spec.expectedLoad
 
 
 class GpuChoiceStatus(GpuOptionStatus):

@@ -26,6 +26,7 @@ CHOICE_FIELDS = {"model", "engine", "engine_version", "quantization", "quantizat
     "max_model_len",
     "slo",
     "engine_args",
+    "expected_load",
 }
 
 
@@ -84,6 +85,11 @@ class GpuChoice:
 
 
 def _describe(option: Option) -> str:
+    if option.replicas is not None and option.usd_per_hour is not None:
+        return (
+            f"{option.candidate.label} x {option.replicas} replicas at ${option.usd_per_hour:.2f}/h, "
+            f"${option.usd_per_million_tokens:.2f} per million output tokens"
+        )
     return (
         f"{option.candidate.label} at ${option.usd_per_million_tokens:.2f} per million output tokens "
         f"(${option.usd_per_replica_hour:.2f}/h per replica)"
@@ -97,6 +103,7 @@ def _summary(option: Option) -> dict[str, Any]:
         "tensorParallel": option.candidate.tensor_parallel,
         "engine": option.candidate.engine.value,
         "usdPerMillionTokens": round(option.usd_per_million_tokens, 4),
+        **({"replicas": option.replicas} if option.replicas is not None else {}),
     }
 
 
@@ -142,9 +149,11 @@ def choose(
     known = remembered(spec, status)
     if known is not None:
         return Chosen(plan(candidate_spec(spec, known), name, image_registry))
+    load = spec.expected_load
+    workload = Workload(load.requests_per_second, load.prompt_tokens, load.output_tokens) if load else Workload()
     comparison = compare(
         spec,
-        Workload(),
+        workload,
         prices,
         gpus=candidate_gpus(spec),
         quantizations=candidate_quantizations(spec),
@@ -170,12 +179,17 @@ def choose(
 
 
 def sized(options: Sequence[Option], spec: LLMDeploymentSpec) -> list[Option]:
-    """The options at the spec's GPU count: an integer keeps that TP; auto keeps, per GPU x method x engine, the
-    smallest TP that holds AUTO_MIN_SEQUENCES full-length sequences (else the smallest viable), as count auto
-    sizes a concrete spec, so a small model is not spread over 8 GPUs for a throughput nobody asked for."""
+    """The options at the spec's GPU count and replica bounds. An integer count keeps that TP. With an expected load,
+    every TP competes on cost at that load (those needing more than replicas.max only if nothing else fits).
+    Without one, count auto keeps, per GPU x method x engine, the smallest TP that holds AUTO_MIN_SEQUENCES
+    full-length sequences (else the smallest viable), as count auto sizes a concrete spec: cost per token at full
+    capacity alone would spread a small model over 8 GPUs for a throughput nobody asked for."""
     count = spec.gpu.count
     if count != "auto":
         return [o for o in options if o.candidate.tensor_parallel == count]
+    if spec.expected_load is not None:
+        within = [o for o in options if o.replicas is not None and o.replicas <= spec.replicas.max]
+        return within or list(options)
     smallest: dict[tuple[str, Quantization, Engine], tuple[bool, int]] = {}
     for option in options:
         c = option.candidate
