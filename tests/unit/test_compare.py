@@ -351,6 +351,11 @@ def test_price_files_override_the_defaults_per_gpu_and_bad_ones_are_refused() ->
         with pytest.raises(PriceFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
             price_table(bad, "p.yaml")
     assert DEFAULT_PRICES.as_of == "2024-06" and DEFAULT_PRICES.price("H200") is None
+    l40s = DEFAULT_PRICES.price("L40S")
+    assert l40s is not None  # g6e.xlarge $1.861; g6e.12xlarge $10.4926 / 4; g6e.48xlarge $30.1312 / 8
+    assert [l40s.for_gpus(n) for n in (1, 2, 4, 8)] == [1.861, 2.6232, 2.6232, 3.7664]
+    h100 = DEFAULT_PRICES.price("H100-80GB")
+    assert h100 is not None and [h100.for_gpus(n) for n in (1, 8)] == [12.29, 12.29]  # p5.48xlarge $98.32 / 8
     assert set(QUALITY) == set(Q)
 
 
@@ -439,8 +444,8 @@ def test_with_an_expected_load_auto_takes_the_cheapest_per_hour_at_that_load() -
     assert anywhere.runner_up is not None and anywhere.runner_up.candidate.label == "1 x L40S fp8 vllm"
     assert anywhere.to_status()["replicas"] == 1
     assert anywhere.message().startswith(
-        "chose 2 x L4 fp8 vllm x 1 replicas at $2.00/h, $1.09 per million output tokens; "
-        "runner-up 1 x L40S fp8 vllm x 1 replicas at $3.00/h, $1.63 per million output tokens"
+        "chose 2 x L4 fp8 vllm x 1 replica at $2.00/h, $1.09 per million output tokens; "
+        "runner-up 1 x L40S fp8 vllm x 1 replica at $3.00/h, $1.63 per million output tokens"
     )
     here = choose(spec, "chat", prices=PRICES, schedulable={"L4": 1, "L40S": 4}).choice
     assert here is not None and here.chosen.candidate.label == "1 x L40S fp8 vllm"

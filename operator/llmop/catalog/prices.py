@@ -10,26 +10,43 @@ from typing import Any
 from llmop.catalog.gpus import GPUS
 
 # AWS EC2 on-demand list prices, Linux, US East (N. Virginia), as published in June 2024: the instance's hourly
-# price divided by its GPUs, from the smallest instance that carries the GPU. They are list prices as of that date,
-# not what anyone pays today: AWS cut P4d/P4de/P5 on-demand prices by up to 45 % in June 2025, and reserved, spot
-# and other clouds differ by far more. Pass your own with `llmop plan --compare --prices FILE`.
+# price divided by its GPUs, for the smallest instance with at least the replica's GPUs (a 1-GPU g6e.xlarge costs
+# $1.861 per GPU-hour, the 8-GPU g6e.48xlarge $3.766: the big sizes carry more CPUs). They are list prices as of
+# that date, not what anyone pays today: AWS cut P4d/P4de/P5 on-demand prices by up to 45 % in June 2025, and
+# reserved, spot and other clouds differ by far more. Pass your own with `llmop plan --compare --prices FILE`
+# (`llmop run --prices FILE` for the operator's gpu.type auto).
 DEFAULT_SOURCE = "AWS EC2 on-demand list prices, Linux, us-east-1 (instance price / GPUs)"
 DEFAULT_AS_OF = "2024-06"
 
 
 @dataclass(frozen=True)
 class GpuPrice:
-    """One GPU type's price per GPU-hour and where it comes from."""
+    """One GPU type's price per GPU-hour and where it comes from; `tiers`: (GPUs on the instance, USD per GPU-hour)
+    of bigger instances, for replicas that need more GPUs than the base instance has."""
 
     usd_per_gpu_hour: float
     source: str
+    tiers: tuple[tuple[int, float], ...] = ()
+
+    def for_gpus(self, gpus: int) -> float:
+        """Per GPU-hour for a replica of `gpus` GPUs: the cheapest instance size that holds them."""
+        fitting = [price for count, price in self.tiers if count >= gpus]
+        return min(fitting) if gpus > 1 and fitting else self.usd_per_gpu_hour
 
 
 _DEFAULTS: dict[str, GpuPrice] = {
-    "T4": GpuPrice(0.526, "g4dn.xlarge $0.526/h, 1 GPU"),
-    "A10G": GpuPrice(1.006, "g5.xlarge $1.006/h, 1 GPU"),
-    "L4": GpuPrice(0.8048, "g6.xlarge $0.8048/h, 1 GPU"),
-    "L40S": GpuPrice(1.861, "g6e.xlarge $1.861/h, 1 GPU"),
+    "T4": GpuPrice(
+        0.526, "g4dn.xlarge $0.526/h; g4dn.12xlarge $3.912/h, 4; g4dn.metal $7.824/h, 8", ((4, 0.978), (8, 0.978))
+    ),
+    "A10G": GpuPrice(
+        1.006, "g5.xlarge $1.006/h; g5.12xlarge $5.672/h, 4; g5.48xlarge $16.288/h, 8", ((4, 1.418), (8, 2.036))
+    ),
+    "L4": GpuPrice(
+        0.8048, "g6.xlarge $0.8048/h; g6.12xlarge $4.6016/h, 4; g6.48xlarge $13.3504/h, 8", ((4, 1.1504), (8, 1.6688))
+    ),
+    "L40S": GpuPrice(
+        1.861, "g6e.xlarge $1.861/h; g6e.12xlarge $10.4926/h, 4; g6e.48xlarge $30.1312/h, 8", ((4, 2.6232), (8, 3.7664))
+    ),
     "A100-40GB": GpuPrice(4.0966, "p4d.24xlarge $32.7726/h, 8 GPUs"),
     "A100-80GB": GpuPrice(5.1207, "p4de.24xlarge $40.9657/h, 8 GPUs"),
     "H100-80GB": GpuPrice(12.29, "p5.48xlarge $98.32/h, 8 GPUs"),
@@ -56,7 +73,10 @@ class PriceTable:
         return {
             "source": self.source,
             "asOf": self.as_of,
-            "usdPerGpuHour": {name: price.usd_per_gpu_hour for name, price in self.prices.items()},
+            "usdPerGpuHour": {
+                name: {"1": price.usd_per_gpu_hour, **{str(count): usd for count, usd in price.tiers}}
+                for name, price in self.prices.items()
+            },
         }
 
 

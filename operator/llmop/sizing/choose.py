@@ -87,7 +87,8 @@ class GpuChoice:
 def _describe(option: Option) -> str:
     if option.replicas is not None and option.usd_per_hour is not None:
         return (
-            f"{option.candidate.label} x {option.replicas} replicas at ${option.usd_per_hour:.2f}/h, "
+            f"{option.candidate.label} x {option.replicas} replica{'s' if option.replicas != 1 else ''} at "
+            f"${option.usd_per_hour:.2f}/h, "
             f"${option.usd_per_million_tokens:.2f} per million output tokens"
         )
     return (

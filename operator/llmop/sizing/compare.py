@@ -206,7 +206,8 @@ class _Evaluator:
 
     def evaluate(self, candidate: Candidate) -> Option | Rejection:
         price = self.prices.price(candidate.gpu)
-        hourly = None if price is None else price.usd_per_gpu_hour * candidate.tensor_parallel
+        per_gpu = None if price is None else price.for_gpus(candidate.tensor_parallel)
+        hourly = None if per_gpu is None else per_gpu * candidate.tensor_parallel
         cspec = candidate_spec(self.spec, candidate)
         result = plan(cspec, self.name, self.image_registry)
         if isinstance(result, PlanErrors):
@@ -224,10 +225,10 @@ class _Evaluator:
                 f"{self.workload.output_tokens} output tokens) is over the {self.slo_ms:g} ms SLO"
             )
             return Rejection(candidate, "capacity", reason, f"raise {SLO_FIELD} or shorten the prompts", hourly)
-        if price is None:
+        if per_gpu is None:
             reason = f"no price for {candidate.gpu} in the price table"
             return Rejection(candidate, "price", reason, f"give {candidate.gpu}'s price per GPU-hour (--prices)")
-        option = self._option(candidate, result, model, capacity, price.usd_per_gpu_hour)
+        option = self._option(candidate, result, model, capacity, per_gpu)
         if isinstance(option, Rejection):
             return option
         return self._placed(option)
