@@ -106,7 +106,17 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `dev {up,down,status}` to the llmop CLI; each handler returns the exit code."""
-    dev = subparsers.add_parser("dev", help="local control plane (etcd, apiserver, kwok) with a fake GPU fleet")
+    dev = subparsers.add_parser(
+        "dev",
+        help="local control plane (etcd, apiserver, kwok) with a fake GPU fleet",
+        description="A local Kubernetes control plane on 127.0.0.1, like `kind create cluster`: etcd, kube-apiserver, "
+        "controller-manager, scheduler and kwok nodes labelled like GPU Feature Discovery labels H100, H200, A100, "
+        "L40S, L4, A10G and T4 machines. No operator, simulator or Prometheus (that is `llmop demo`).",
+        epilog='examples:\n  eval "$(llmop dev up --build | grep ^export)"   # start, then use kubectl\n'
+        "  llmop dev up --pod-ready-delay 30   # pods become Ready 30 s after scheduling (model loading)\n"
+        "  llmop dev status\n  llmop dev down",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = dev.add_subparsers(dest="dev_command", required=True, metavar="{up,down,status}")
     up = commands.add_parser("up", help="start in the background and print `export KUBECONFIG=...`")
     down = commands.add_parser("down", help="stop what `up` started (idempotent)")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,11 +155,18 @@ class LocalStack:
         return payload if isinstance(payload, list) else payload.get("deployments", [])
 
     def stop(self) -> None:
+        for _, step in self.stop_steps():
+            step()
+
+    def stop_steps(self) -> list[tuple[str, Callable[[], None]]]:
+        """What stop() does, one named step per process, so a caller can go on when one step fails."""
+        steps: list[tuple[str, Callable[[], None]]] = []
         for part in (self.operator, self.sim):
             if part is not None:
-                part.stop()
+                steps.append((part.name, part.stop))
         if self.prometheus is not None:
-            self.prometheus.stop()
+            steps.append(("prometheus", self.prometheus.stop))
+        return steps
 
     @staticmethod
     def _wait_http(url: str, what: str, process: ManagedProcess, timeout: float = 60.0) -> None:

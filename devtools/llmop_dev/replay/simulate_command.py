@@ -81,8 +81,9 @@ def register(subparsers: Any) -> None:
         help="replay a load trace through an autoscaling policy on the independent simulator",
         description="Replay a trace (seconds,requests_per_second,mean_output_tokens; timestamp_s,prompt_tokens,"
         "output_tokens; or the Azure LLM inference trace 2023) through a policy and score it.",
-        epilog="example: llmop simulate -f bench/llmdeployment.yaml --trace bench/traces/azure-conv-2023.csv "
+        epilog="examples:\n  llmop simulate -f bench/llmdeployment.yaml --trace bench/traces/azure-conv-2023.csv "
         "--policy hpa --gpu-speed 0.8 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("-f", "--file", required=True, help="LLMDeployment YAML")
     p.add_argument("--trace", required=True, help="trace CSV (three formats, detected from the header)")

@@ -86,7 +86,15 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add `sim` and `probe` to the `llmop` command line."""
-    p_sim = subparsers.add_parser("sim", help="the fleet simulator (vLLM/TGI /metrics on 127.0.0.1)")
+    p_sim = subparsers.add_parser(
+        "sim",
+        help="the fleet simulator (vLLM/TGI /metrics on 127.0.0.1)",
+        description="Serve vLLM- and TGI-format /metrics and streaming APIs for simulated engine pods on 127.0.0.1: "
+        "the Ready pods of LLMDeployments in a cluster (cluster mode), or deployments from files (standalone).",
+        epilog="examples:\n  llmop sim serve -f examples/llama31-8b-h100-fp8-vllm.yaml --replicas 2 --rps 5\n"
+        "  llmop sim serve --kubeconfig $KUBECONFIG --load demo/llama31-8b-fp8=20:200",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sim_sub = p_sim.add_subparsers(dest="sim_command", required=True, metavar="COMMAND")
     p_serve = sim_sub.add_parser("serve", help="serve /metrics and streaming APIs for simulated pods")
     p_serve.add_argument("--port", type=int, default=9400)
@@ -102,7 +110,15 @@ def register(subparsers: Any) -> None:
     p_serve.add_argument("--startup-seconds", type=float, help="pod start-up delay (default: the plan's estimate)")
     p_serve.set_defaults(func=cmd_serve)
 
-    p_probe = subparsers.add_parser("probe", help="measure TTFT and per-token latency with a streaming request")
+    p_probe = subparsers.add_parser(
+        "probe",
+        help="measure TTFT and per-token latency with a streaming request",
+        description="Send one streaming generation to an engine (vLLM's OpenAI API or TGI's generate_stream) and "
+        "print the time to first token and the mean time per output token, as the autoscaler's active probe does.",
+        epilog="examples:\n  kubectl port-forward svc/llama31-8b-fp8 8000:8000 &\n"
+        "  llmop probe --endpoint http://127.0.0.1:8000 --engine vllm --max-tokens 32 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p_probe.add_argument("--endpoint", required=True, help="engine base URL, e.g. http://127.0.0.1:8000")
     p_probe.add_argument("--engine", choices=("vllm", "tgi"), required=True)
     p_probe.add_argument("--max-tokens", type=int, default=16)

@@ -14,7 +14,16 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    run = subparsers.add_parser("run", help="run the operator against the current kubeconfig")
+    run = subparsers.add_parser(
+        "run",
+        help="run the operator against the current kubeconfig",
+        description="Run the operator (kopf) against the in-cluster config or the current kubeconfig: plan, render "
+        "and apply each LLMDeployment, report status, autoscale on decode latency from Prometheus. Flags override "
+        "the LLMOP_* variables the Helm chart sets.",
+        epilog="examples:\n  llmop run --prometheus-url http://127.0.0.1:9090 -n ml\n"
+        "  llmop run --peering llmop --prometheus-url http://prometheus-operated.monitoring.svc:9090",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     scope = run.add_mutually_exclusive_group()
     scope.add_argument("-n", "--namespace", action="append", default=None, help="watch only this namespace (repeat)")
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (default)")
