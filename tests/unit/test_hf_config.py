@@ -9,6 +9,7 @@ import pytest
 from llmop.catalog.hf_config import CheckpointInfo, HubFailure, parse_config
 from llmop.catalog.models import MODELS
 from llmop.catalog.quantization import Quantization
+from llmop.controller.status_update import Observed, compute_status
 from llmop.plan.checkpoint import needs_checkpoint
 from llmop.plan.parse import parse_spec
 from llmop.plan.planner import plan
@@ -144,3 +145,14 @@ def test_hub_failure_becomes_the_models_finding_with_a_catalog_suggestion() -> N
     ]
     no_hub = plan(_spec("acme/Fancy-8B"), "x")
     assert isinstance(no_hub, PlanErrors) and no_hub.errors[0].field == "spec.model.architecture"
+    assert (refused.reason, no_hub.reason) == ("ModelNotFound", "PlanRefused")
+
+
+def test_planned_condition_carries_the_hub_reason() -> None:
+    failure = HubFailure("acme/gated", "ModelGated", "'acme/gated' is gated on https://hub: accept its licence")
+    refused = plan(_spec("acme/gated"), "x", checkpoint=failure)
+    assert isinstance(refused, PlanErrors)
+    update = compute_status({}, 3, refused, Observed(deployment=None), "2026-12-02T05:00:00Z")
+    [planned] = [c for c in update.status["conditions"] if c["type"] == "Planned"]
+    assert (planned["status"], planned["reason"], planned["observedGeneration"]) == ("False", "ModelGated", 3)
+    assert planned["message"] == "spec.model.name: 'acme/gated' is gated on https://hub: accept its licence"

@@ -80,7 +80,7 @@ def _plan_condition(
     previous = get_condition(conditions, ConditionType.PLANNED)
     if isinstance(result, PlanErrors):
         message = result.summary
-        conditions = set_condition(conditions, ConditionType.PLANNED, False, "PlanRefused", message, generation, now)
+        conditions = set_condition(conditions, ConditionType.PLANNED, False, result.reason, message, generation, now)
         repeated = previous and previous.get("status") == "False" and previous.get("message") == message
         return conditions, [] if repeated else [EventIntent("Warning", "PlanRefused", message)]
     warnings = "; ".join(str(w) for w in result.warnings)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from llmop.api.spec import AUTO, ArchitectureSpec, LLMDeploymentSpec
 from llmop.catalog.engines import DEFAULT_IMAGE_REGISTRY, ENGINES, Engine, image_build
 from llmop.catalog.gpus import GFD_PRODUCT_LABEL, GPU, GPUS
-from llmop.catalog.hf_config import CheckpointInfo, CheckpointLookup
+from llmop.catalog.hf_config import CheckpointInfo, CheckpointLookup, HubFailure
 from llmop.catalog.models import MODELS, Architecture, resolve_model
 from llmop.catalog.quantization import METHODS, EngineRule, Quantization
 from llmop.catalog.versions import parse_version
@@ -202,7 +202,8 @@ def plan(
             Finding("spec.replicas", f"min {spec.replicas.min} is above max {spec.replicas.max}; set min <= max")
         )
     if errors or isinstance(architecture, Finding) or isinstance(rule, Finding):
-        return PlanErrors(tuple(errors), tuple(warnings))
+        reason = checkpoint.reason if isinstance(checkpoint, HubFailure) and isinstance(architecture, Finding) else None
+        return PlanErrors(tuple(errors), tuple(warnings), *([reason] if reason else []))
     known = isinstance(checkpoint, CheckpointInfo)
     return _accepted_plan(spec, name, image_registry, version_text, version, gpu, architecture, rule, warnings, known)
 

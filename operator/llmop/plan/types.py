@@ -29,6 +29,10 @@ class PlanErrors:
 
     errors: tuple[Finding, ...]
     warnings: tuple[Finding, ...] = ()
+    # the Planned condition's reason: PlanRefused, or why the hub could not give the model's config.json
+    # (ModelGated, ModelNotFound, ModelConfigNotFound, ModelConfigUnavailable, ModelConfigUnsupported,
+    # TokenSecretUnavailable) when that is what stopped the plan
+    reason: str = "PlanRefused"
 
     @property
     def summary(self) -> str:
