@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -21,7 +22,8 @@ from llmop.plan.types import Plan, PlanErrors
 from llmop.sizing.choose import GpuChoice, choose, is_auto
 
 DEFAULT_CAPACITY = 4096  # objects whose latest plan is kept; an evicted one is planned again on its next pass
-HUB_RETRY_S = 60.0  # a plan refused because config.json could not be read is planned again after this long
+# a plan refused because config.json could not be read is planned again after this long (LLMOP_HUB_RETRY_SECONDS)
+HUB_RETRY_S = float(os.environ.get("LLMOP_HUB_RETRY_SECONDS") or 60.0)
 # (namespace, spec) -> the model's config.json, for specs whose architecture only the hub can give
 CheckpointResolver = Callable[[str, LLMDeploymentSpec], CheckpointLookup]
 # GPU type -> most allocatable GPUs on one node (controller/gpu_choice.py lists the nodes); None: unknown

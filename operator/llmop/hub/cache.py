@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from llmop.catalog.hf_config import CheckpointLookup, HubFailure
 from llmop.hub.fetch import fetch_checkpoint, hub_endpoint
 
 FOUND_TTL_S = 3600.0
-FAILED_TTL_S = 60.0
+FAILED_TTL_S = float(os.environ.get("LLMOP_HUB_RETRY_SECONDS") or 60.0)  # the hub is asked again after a failure
 
 
 class Fetch(Protocol):
