@@ -302,6 +302,7 @@ def test_install_upgrade_uninstall(
     assert granted == expected
     assert can_i(sa_config, "patch", "llmdeployments.llmop.io", "default", cluster.kubectl, subresource="status")
     assert can_i(sa_config, "watch", "deployments.apps", "default", cluster.kubectl)
+    assert can_i(sa_config, "list", "nodes", None, cluster.kubectl)
     assert can_i(sa_config, "update", f"leases.coordination.k8s.io/{release}", namespace, cluster.kubectl)
     for verb, resource, where in (
         ("get", "secrets", namespace),
@@ -310,7 +311,7 @@ def test_install_upgrade_uninstall(
         ("delete", "pods", "default"),
         ("deletecollection", "deployments.apps", "default"),
         ("list", "configmaps", "default"),
-        ("list", "nodes", None),
+        ("patch", "nodes", None),  # nodes are read (gpu.type auto), never written
         ("update", "leases.coordination.k8s.io/other", namespace),
         ("create", "leases.coordination.k8s.io", namespace),
     ):
