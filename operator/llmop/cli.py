@@ -93,7 +93,7 @@ def _plan_documents(path: str, offline: bool = False) -> list[Planned]:
         result = plan(resource.spec, resource.name, checkpoint=checkpoint)
         source = _source_line(checkpoint) if isinstance(checkpoint, CheckpointInfo) else None
         if is_auto(resource.spec):  # gpu.type/quantization auto: the choice with every GPU type schedulable
-            chosen = choose(resource.spec, resource.name)
+            chosen = choose(resource.spec, resource.name, checkpoint=checkpoint)
             result = chosen.result
             source = f"auto (any GPU type schedulable): {chosen.choice.message()}" if chosen.choice else None
         results.append(Planned(resource.name, resource, result, source))
@@ -170,7 +170,9 @@ def _compare(args: argparse.Namespace) -> int:
     parsed: list[tuple[str, Resource | PlanErrors]] = []
     for index, document in enumerate(_documents(args.file)):
         resource = parse_resource(document)
-        parsed.append((f"{args.file}[{index}]" if isinstance(resource, PlanErrors) else resource.name, resource))
+        parsed.append(
+            (_label(args.file, index, document) if isinstance(resource, PlanErrors) else resource.name, resource)
+        )
     try:
         return run_compare(args, parsed, sys.stdout)
     except CompareInputError as error:

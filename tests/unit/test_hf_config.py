@@ -14,6 +14,7 @@ from llmop.plan.checkpoint import needs_checkpoint
 from llmop.plan.parse import parse_spec
 from llmop.plan.planner import plan
 from llmop.plan.types import Plan, PlanErrors
+from llmop.sizing.choose import choose
 from support import hub_configs as cfg
 
 
@@ -156,3 +157,23 @@ def test_planned_condition_carries_the_hub_reason() -> None:
     [planned] = [c for c in update.status["conditions"] if c["type"] == "Planned"]
     assert (planned["status"], planned["reason"], planned["observedGeneration"]) == ("False", "ModelGated", 3)
     assert planned["message"] == "spec.model.name: 'acme/gated' is gated on https://hub: accept its licence"
+
+
+def _auto_spec(model: str) -> Any:
+    spec = parse_spec({"model": {"name": model}, "gpu": {"type": "auto", "candidates": ["L4", "A10G", "H100-80GB"]},
+                       "maxModelLen": 8192, "slo": {"decodeLatency": {"targetMs": 40}}})  # fmt: skip
+    assert not isinstance(spec, PlanErrors)
+    return spec
+
+
+def test_gpu_auto_chooses_from_the_checkpoint_and_names_a_hub_failure() -> None:
+    info = _info(cfg.QWEN25_7B_AWQ, "acme/qwen-seven")
+    chosen = choose(_auto_spec("acme/qwen-seven").model_copy(update={"quantization": Quantization.AWQ}), "q",
+                    checkpoint=info)  # fmt: skip
+    assert isinstance(chosen.result, Plan) and chosen.choice is not None
+    assert chosen.result.quantization == "awq" and chosen.result.gpu_type in {"L4", "A10G", "H100-80GB"}
+    failure = HubFailure("acme/gated", "ModelGated", "'acme/gated' is gated on https://hub: accept its licence")
+    refused = choose(_auto_spec("acme/gated"), "g", checkpoint=failure)
+    assert isinstance(refused.result, PlanErrors) and refused.choice is None
+    assert refused.result.reason == "ModelGated"
+    assert [str(e) for e in refused.result.errors] == ["spec.model.name: " + failure.message]

@@ -104,6 +104,9 @@ class PlanCache:
         spec = parse_spec(raw_spec)
         if isinstance(spec, PlanErrors):
             return Planned(None, spec)
+        checkpoint = None
+        if self.checkpoints is not None and needs_checkpoint(spec):
+            checkpoint = self.checkpoints(namespace, spec)
         if is_auto(spec):  # the pure chooser, given the schedulable GPU types the shell read from the nodes
             chosen = choose(
                 spec,
@@ -112,11 +115,9 @@ class PlanCache:
                 status=status,
                 prices=self.prices,
                 image_registry=self.image_registry,
+                checkpoint=checkpoint,
             )
             unsettled = chosen.choice is not None or isinstance(chosen.result, PlanErrors)
-            return Planned(spec, chosen.result, at=time.monotonic(), choice=chosen.choice, unsettled=unsettled)
-        checkpoint = None
-        if self.checkpoints is not None and needs_checkpoint(spec):
-            checkpoint = self.checkpoints(namespace, spec)
+            return Planned(spec, chosen.result, checkpoint, time.monotonic(), choice=chosen.choice, unsettled=unsettled)
         result = plan(spec, name, self.image_registry, checkpoint)
         return Planned(spec, result, checkpoint, time.monotonic())

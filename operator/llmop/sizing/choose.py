@@ -11,8 +11,10 @@ from typing import Any
 from llmop.api.spec import AUTO, LLMDeploymentSpec
 from llmop.catalog.engines import DEFAULT_IMAGE_REGISTRY, Engine
 from llmop.catalog.gpus import GPUS
+from llmop.catalog.hf_config import CheckpointLookup, HubFailure
 from llmop.catalog.prices import DEFAULT_PRICES, PriceTable
 from llmop.catalog.quantization import METHODS, Quantization
+from llmop.plan.checkpoint import hub_architecture
 from llmop.plan.memory import AUTO_MIN_SEQUENCES
 from llmop.plan.planner import plan
 from llmop.plan.types import Finding, Plan, PlanErrors
@@ -141,15 +143,20 @@ def choose(
     status: Mapping[str, Any] | None = None,
     prices: PriceTable = DEFAULT_PRICES,
     image_registry: str = DEFAULT_IMAGE_REGISTRY,
+    checkpoint: CheckpointLookup | None = None,
 ) -> Chosen:
     """Resolve `auto`: reuse the choice status remembers for this spec, else rank every candidate by cost per
     token at its SLO capacity and take the cheapest that `schedulable` (GPU type -> most allocatable GPUs on one
     node, from the shell; None: every type) can place. A concrete spec is planned as it is."""
     if not is_auto(spec):
-        return Chosen(plan(spec, name, image_registry))
+        return Chosen(plan(spec, name, image_registry, checkpoint))
+    if isinstance(checkpoint, HubFailure):  # no candidate can be planned without the model's numbers
+        finding = hub_architecture(spec, checkpoint)
+        assert isinstance(finding, Finding)
+        return Chosen(PlanErrors((finding,), reason=checkpoint.reason))
     known = remembered(spec, status)
     if known is not None:
-        return Chosen(plan(candidate_spec(spec, known), name, image_registry))
+        return Chosen(plan(candidate_spec(spec, known), name, image_registry, checkpoint))
     load = spec.expected_load
     workload = Workload(load.requests_per_second, load.prompt_tokens, load.output_tokens) if load else Workload()
     comparison = compare(
@@ -163,6 +170,7 @@ def choose(
         require_checkpoint=True,
         name=name,
         image_registry=image_registry,
+        checkpoint=checkpoint,
     )
     if isinstance(comparison, PlanErrors):
         return Chosen(comparison)
@@ -176,7 +184,7 @@ def choose(
         len(comparison.options) + len(comparison.rejections),
         prices,
     )
-    return Chosen(plan(candidate_spec(spec, options[0].candidate), name, image_registry), choice)
+    return Chosen(plan(candidate_spec(spec, options[0].candidate), name, image_registry, checkpoint), choice)
 
 
 def sized(options: Sequence[Option], spec: LLMDeploymentSpec) -> list[Option]:

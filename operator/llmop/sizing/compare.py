@@ -10,6 +10,7 @@ from llmop.api.spec import GpuSpec, LLMDeploymentSpec
 from llmop.autoscale.capacity import DEFAULT_PROMPT_TOKENS, CapacityModel, mean_itl_ms, replicas_for
 from llmop.catalog.engines import DEFAULT_IMAGE_REGISTRY, ENGINES, Engine
 from llmop.catalog.gpus import GFD_PRODUCT_LABEL, GPU_RESOURCE, GPUS
+from llmop.catalog.hf_config import CheckpointLookup
 from llmop.catalog.prices import PriceTable
 from llmop.catalog.quantization import Quantization
 from llmop.plan.memory import TP_CHOICES
@@ -199,17 +200,18 @@ class _Evaluator:
         require_checkpoint: bool,
         name: str,
         image_registry: str,
+        checkpoint: CheckpointLookup | None = None,
     ) -> None:
         self.spec, self.workload, self.prices, self.slo_ms = spec, workload, prices, slo_ms
         self.schedulable, self.require_checkpoint = schedulable, require_checkpoint
-        self.name, self.image_registry = name, image_registry
+        self.name, self.image_registry, self.checkpoint = name, image_registry, checkpoint
 
     def evaluate(self, candidate: Candidate) -> Option | Rejection:
         price = self.prices.price(candidate.gpu)
         per_gpu = None if price is None else price.for_gpus(candidate.tensor_parallel)
         hourly = None if per_gpu is None else per_gpu * candidate.tensor_parallel
         cspec = candidate_spec(self.spec, candidate)
-        result = plan(cspec, self.name, self.image_registry)
+        result = plan(cspec, self.name, self.image_registry, self.checkpoint)
         if isinstance(result, PlanErrors):
             return self._refused(candidate, cspec, result, hourly)
         floor = result.decode_floor_ms
@@ -318,14 +320,18 @@ def compare(
     require_checkpoint: bool = False,
     name: str = "llm",
     image_registry: str = DEFAULT_IMAGE_REGISTRY,
+    checkpoint: CheckpointLookup | None = None,
 ) -> Comparison | PlanErrors:
     """Plan every candidate and rank those that meet the SLO by USD per million output tokens at the workload
     (replicas needed x GPUs per replica x price per GPU-hour; without a load, each replica at its SLO capacity).
-    `schedulable` (GPU type -> most allocatable GPUs on one node; None: every type) comes from the shell."""
+    `schedulable` (GPU type -> most allocatable GPUs on one node; None: every type) and `checkpoint` (the model's
+    config.json, for a model outside the catalog) come from the shell."""
     slo = spec.slo.decode_latency
     if slo is None:
         return PlanErrors((Finding("spec.slo.decodeLatency", NO_SLO),))
-    evaluator = _Evaluator(spec, workload, prices, slo.target_ms, schedulable, require_checkpoint, name, image_registry)
+    evaluator = _Evaluator(
+        spec, workload, prices, slo.target_ms, schedulable, require_checkpoint, name, image_registry, checkpoint
+    )
     engine_order = list(engines) if engines is not None else [spec.engine, *(e for e in ENGINES if e != spec.engine)]
     options: list[Option] = []
     rejections: list[Rejection] = []
