@@ -38,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="start-up 120 s, gpu-speed 1.0 and 0.8")
     parser.add_argument("--report", action="store_true", help="only rewrite the report from the cells on file")
     parser.add_argument("--speed", action="store_true", help="time one replay of the 1-hour Azure conversation trace")
+    parser.add_argument("--rerun", metavar="POLICY", help="replay only this policy in cells already on file")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="with --rerun llmop: an ablation, llmop with this PolicyConfig field changed")  # fmt: skip
+    parser.add_argument("--speeds", help="with --quick: only these gpu-speeds (comma-separated, e.g. 1.0)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--spec", action="append", help="LLMDeployment YAML (default: bench/specs/*.yaml)")
     parser.add_argument("--trace", action="append", help="trace CSV (default: bench/traces/*.csv)")
@@ -53,12 +57,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.report:
         if args.quick:
-            cells = suite.grid(specs, traces, startups=(120.0,), speeds=(1.0, 0.8))
+            speeds = tuple(float(v) for v in args.speeds.split(",")) if args.speeds else (1.0, 0.8)
+            cells = suite.grid(specs, traces, startups=(120.0,), speeds=speeds)
         elif args.suite:
             cells = suite.grid(specs, traces)
         else:
             parser.error("choose --suite, --quick or --report")
-        _run(cells, cells_file, args.jobs)
+        if args.rerun:
+            overrides = tuple(tuple(item.split("=", 1)) for item in args.set)
+            _rerun(cells, cells_file, args.rerun, args.jobs, overrides)  # type: ignore[arg-type]
+        else:
+            _run(cells, cells_file, args.jobs)
     done = suite.read_cells(cells_file)
     skipped = [c for c in suite.read_cells(cells_file, replayed_only=False) if "rows" not in c]
     if not done:
@@ -69,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     (out / "autoscale.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     text = markdown(done, summary["verdicts"], skipped)
     (out / "autoscale.md").write_text(text, encoding="utf-8")
-    update_benchmarks(HERE.parent / "BENCHMARKS.md", headline(done, summary["verdicts"], skipped))
+    if out.resolve() == (HERE / "results").resolve():  # a scratch --out leaves the published report alone
+        update_benchmarks(HERE.parent / "BENCHMARKS.md", headline(done, summary["verdicts"], skipped))
     for spec in sorted({c["spec"] for c in done}):
         plot([c for c in done if c["spec"] == spec], out / f"autoscale-{spec}.png", spec)
     print(json.dumps(summary["verdicts"], indent=2)[:4000])
@@ -116,6 +126,20 @@ def _run(cells: list[suite.Cell], cells_file: Path, jobs: int) -> None:
                 handle.write(json.dumps(result) + "\n")
             took = time.monotonic() - started
             print(f"[{count}/{len(todo)} {took:.0f} s] {result['key']}", flush=True)
+
+
+def _rerun(
+    cells: list[suite.Cell], cells_file: Path, policy: str, jobs: int, overrides: tuple[tuple[str, str], ...] = ()
+) -> None:
+    """Replay one policy again in the recorded cells (after a change to that policy only), keeping the rest."""
+    recorded = {c["key"]: c for c in suite.read_cells(cells_file)}
+    todo = [cell for cell in cells if cell.key in recorded]
+    print(f"{len(cells)} cells, {len(todo)} on file to replay {policy} in", flush=True)
+    with ProcessPoolExecutor(max_workers=max(jobs, 1)) as pool:
+        futures = [pool.submit(suite.replay_policy, cell, recorded[cell.key], policy, overrides) for cell in todo]
+        for future in as_completed(futures):
+            with cells_file.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(future.result()) + "\n")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ PARSED_KEYS = (
     "port",
     "uvicorn_log_level",
     "quantization_min_capability",
+    "custom_histogram_buckets",
 )
 
 
@@ -183,6 +184,14 @@ class Checker:
             )
         except Exception as exc:
             errors.append(f"cache config (--kv-cache-dtype {engine_args.kv_cache_dtype!r}, ...): {_msg(exc)}")
+
+        if getattr(engine_args, "custom_histogram_buckets", None) is not None:
+            try:  # the validators EngineArgs.create_engine_config runs on it (known families, increasing bounds)
+                from vllm.config.observability import ObservabilityConfig
+
+                ObservabilityConfig(custom_histogram_buckets=engine_args.custom_histogram_buckets)
+            except Exception as exc:
+                errors.append(f"--custom-histogram-buckets: {_msg(exc)}")
 
         # Same merge as EngineArgs.create_engine_config (vllm/engine/arg_utils.py, "Attention config overrides").
         attention = copy.deepcopy(engine_args.attention_config)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from llmop.engines.vllm import FINE_ITL_BUCKETS_S, FINE_TTFT_BUCKETS_S
 from llmop_dev.engine_check import EngineCheckUnavailable, check_vllm_argv, vllm_venv_dir, vllm_venv_python
 
 pytestmark = pytest.mark.engine
@@ -165,6 +166,11 @@ def test_vllm_examples_accepted(
         assert r["parsed"]["tensor_parallel_size"] == plan["tensorParallel"]
     if plan.get("quantizationFlag"):
         assert r["parsed"]["quantization"] == plan["quantizationFlag"]
+    # vLLM's own parser reads llmop's latency ladders as the families it knows, edge for edge
+    assert r["parsed"]["custom_histogram_buckets"] == {
+        "inter_token_latency": list(FINE_ITL_BUCKETS_S),
+        "time_to_first_token": list(FINE_TTFT_BUCKETS_S),
+    }
 
 
 def test_missing_venv_raises_clearly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

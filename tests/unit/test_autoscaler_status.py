@@ -170,3 +170,14 @@ def test_probe_cache_reuses_a_result_for_the_interval() -> None:
         clock[0] = at
         cache.get("http://a", "vllm", 30.0)
     assert calls == ["http://a", "http://a"]
+
+
+def test_learned_capacity_is_kept_in_status_and_announced_once() -> None:
+    state = PolicyState(load_scale=1.42, announced_scale=1.42)
+    note = "learned capacity: the load weighs x1.42 against the plan's capacity model (was x1.00)"
+    hold = Decision(3, "hold", "holding 3", True, True, "ok", state, capacity_note=note)
+    status, events = decision_status({"desiredReplicas": 3}, hold, _obs(30.0), 3, 1, _at(0))
+    assert status["autoscaler"]["capacity"] == {"loadScale": 1.42, "announcedScale": 1.42}
+    assert [(e.type, e.reason, e.message) for e in events] == [("Normal", "CapacityLearned", note)]
+    quiet, events = decision_status({"desiredReplicas": 3}, replace(hold, capacity_note=None), _obs(30.0), 3, 1, _at(5))
+    assert events == [] and quiet["autoscaler"]["capacity"]["loadScale"] == 1.42

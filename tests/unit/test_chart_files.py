@@ -173,6 +173,49 @@ def test_decode_histograms_match_the_autoscaler() -> None:
     assert queries.VLLM.decode_edges == promql.buckets_for("vllm")
 
 
+def test_vllm_legacy_edges_are_the_default_ladder_and_on_the_fine_one() -> None:
+    """Pods of vLLM < 0.33 export the default ladder; the SLI falls back to it per pod, and reads the same `le`
+    labels on fine-ladder pods (every default edge is a fine edge)."""
+    from llmop import engines as promql
+    from llmop.engines import vllm
+
+    assert queries.VLLM.legacy_decode_edges == vllm.ITL_BUCKETS_S == promql.buckets_for("vllm", (0, 32, 0))
+    assert not vllm.fine_histograms((0, 32, 0)) and vllm.fine_histograms(None)
+    fine = {queries.le_label(edge) for edge in queries.VLLM.decode_edges}
+    assert {queries.le_label(edge) for edge in queries.VLLM.legacy_decode_edges} <= fine
+    assert queries.TGI.legacy_decode_edges == ()
+
+
+@pytest.mark.parametrize(
+    ("target_s", "edges", "expected"),
+    [
+        (0.03, (0.01, 0.025, 0.05), 0.025),  # between edges: the one below
+        (0.05, (0.01, 0.025, 0.05, 0.075), 0.05),  # on an edge: that edge
+        (0.005, (0.01, 0.025), 0.01),  # below the first edge: the first
+        (100.0, (0.01, 80.0), 80.0),  # above the last: the last
+    ],
+)
+def test_threshold_is_the_edge_at_or_below_the_target(
+    target_s: float, edges: tuple[float, ...], expected: float
+) -> None:
+    """Each clause of the threshold rule is a range [edge, next edge); exactly one holds for any target."""
+    holding = []
+    for clause in alerts.edge_at_or_below(edges):
+        bounds = re.findall(r"(>=|<) ([0-9.e+-]+)", clause.split(",")[0])
+        if all(target_s >= float(v) if op == ">=" else target_s < float(v) for op, v in bounds):
+            holding.append(re.search(r'"le", "([^"]+)"', clause).group(1))  # type: ignore[union-attr]
+    assert holding == [queries.le_label(expected)]
+
+
+def test_threshold_rules_cover_every_ladder() -> None:
+    """One `le` per edge of each engine's ladder in the threshold rule; vLLM's default ladder in the legacy one."""
+    rules = {rule["record"]: rule["expr"] for rule in alerts.recording_rules() if "record" in rule}
+    labels = set(re.findall(r'"le", "([^"]+)"', rules[alerts.THRESHOLD_LE]))
+    assert labels == {queries.le_label(edge) for engine in queries.ENGINES for edge in engine.decode_edges}
+    legacy = re.findall(r'"le", "([^"]+)"', rules[alerts.THRESHOLD_LE_LEGACY])
+    assert legacy == [queries.le_label(edge) for edge in queries.VLLM.legacy_decode_edges]
+
+
 def test_tgi_edges_match_the_autoscaler() -> None:
     from llmop import engines as promql
 
@@ -182,9 +225,13 @@ def test_tgi_edges_match_the_autoscaler() -> None:
 
 
 def test_threshold_edges_are_distinct_across_engines() -> None:
-    """The SLI joins bucket series to the threshold on `le`: no two engines may share an edge label."""
+    """The SLI joins bucket series to the threshold on `le`: no two engines may share an edge label (an engine's
+    legacy ladder shares its own labels; the per-pod `or` keeps a pod from counting at both)."""
     labels = [queries.le_label(edge) for engine in queries.ENGINES for edge in engine.decode_edges]
     assert len(labels) == len(set(labels))
+    for engine in queries.ENGINES:
+        others = {queries.le_label(e) for other in queries.ENGINES if other is not engine for e in other.decode_edges}
+        assert not others & {queries.le_label(edge) for edge in engine.legacy_decode_edges}
     assert queries.le_label(1.0) == "1.0" and queries.le_label(0.05) == "0.05"
     assert queries.le_label(queries.TGI.decode_edges[0]) == "0.00015000000000000001"
 

@@ -270,6 +270,7 @@ VLLM_OWNED = {
     "load_format": ["--load-format"],
     "headless": ["--headless"],
     "config": ["--config"],
+    "custom_histogram_buckets": ["--custom-histogram-buckets"],
 }
 TGI_OWNED_LONG = {flag for flag in adapter(Engine.TGI).owned_flags if flag.startswith("--")}
 TGI_SHORTS_WITHOUT_VALUE = {"e"}  # clap: --env is a switch, so a short cluster like -ep9000 goes on after it

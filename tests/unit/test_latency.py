@@ -85,9 +85,16 @@ def test_vllm_slo_between_bucket_edges_is_flagged() -> None:
         assert isinstance(result, Plan)
         return [w.message for w in result.warnings if w.field == "spec.slo.decodeLatency.targetMs"]
 
-    assert warnings(50) == [] and warnings(75) == []
-    (inside,) = warnings(40)
-    assert "25-50 ms" in inside
-    (below,) = warnings(8)
-    assert "first inter-token-latency bucket (10 ms)" in below
-    assert warnings(40, engine="tgi") == []  # TGI's buckets are fine-grained
+    # vLLM 0.33 (the default) reads a 1 ms ladder: every whole-millisecond target up to 50 ms is an edge
+    assert warnings(50) == [] and warnings(75) == [] and warnings(40) == [] and warnings(8) == []
+    assert warnings(40.3) == []  # within half a millisecond of an edge
+    (inside,) = warnings(61.2)
+    assert inside.startswith("SLO 61.2 ms falls inside vLLM's 60-62.5 ms inter-token-latency bucket (llmop's ladder)")
+    floor, below = warnings(0.4)
+    assert "below the decode floor" in floor and "first inter-token-latency bucket (1 ms)" in below
+    (tgi,) = warnings(40, engine="tgi")  # TGI's x1.5 ladder: judged at the edge below
+    assert tgi == (
+        "SLO 40 ms falls inside TGI's 29.2-43.8 ms time-per-token bucket (TGI's buckets are fixed, 1.5x apart); the "
+        "autoscaler judges it conservatively: a breach when more than the SLO's share of requests is above 29.2 ms. "
+        "A target on an edge (29.2 or 43.8 ms) is judged exactly"
+    )

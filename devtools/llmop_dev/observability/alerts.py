@@ -14,9 +14,11 @@ from llmop_dev.observability.queries import (
     ON,
     OPERATOR_JOB,
     PLAN_REFUSALS,
+    POD,
     READY_REPLICAS,
     SLO_PERCENTILE,
     SLO_TARGET_MS,
+    EngineMetrics,
     by_deployment,
     either,
     engine_presence,
@@ -32,14 +34,21 @@ from llmop_dev.observability.runbook import with_runbooks
 #            generated tokens may be slower than the target. That share is the error budget.
 #   SLI      the share of tokens slower than the target over a window:
 #              1 - rate(bucket{le=E}) / rate(count)
-#            where E is the engine's histogram bucket edge AT OR ABOVE the target (the smallest edge >= target).
-#            Histograms only count at their edges, so a target between two edges is measured at the next edge
-#            up: tokens between the target and E count as good. The SLI is exact when the target sits on an edge
-#            (vLLM: 10, 25, 50, 75, 100, 150, 200 ms ...; TGI: 0.1 ms x 1.5^k); otherwise it under-counts slow
-#            tokens. A target above the largest edge has no SLI (no series, no alert).
-#            vLLM: vllm:inter_token_latency_seconds, one observation per generated token.
-#            TGI: tgi_request_mean_time_per_token_duration, one observation per finished request (its inference
-#            time / its tokens, prefill stalls included), so its SLI is the share of requests slower than the target.
+#            where E is the histogram bucket edge AT OR BELOW the target (the largest edge <= target). Histograms
+#            only count at their edges, so a target between two edges is measured at the edge below it: tokens
+#            between E and the target count as slow and no slow token counts as good (the SLI errs high, the
+#            alerts page early rather than late). The SLI is exact when the target sits on an edge; a target
+#            above the largest edge is measured there, and only a target below the first edge is measured above
+#            itself, at the first edge. The edges are the autoscaler's (llmop.engines):
+#            vLLM: vllm:inter_token_latency_seconds, one observation per generated token. Pods of vLLM >= 0.33
+#            carry llmop's fine ladder (every 1 ms to 50 ms, 2.5 ms to 150 ms, ...); older pods only vLLM's
+#            default edges (10, 25, 50, 75, 100, 150, 200 ms ...), all of which are on the fine ladder. Each pod
+#            is measured at the fine edge at or below the target when it exports that edge, else at the default
+#            edge at or below the target (THRESHOLD_LE_LEGACY), so a rollout between versions counts every
+#            token once.
+#            TGI: tgi_request_mean_time_per_token_duration (0.1 ms x 1.5^k edges), one observation per finished
+#            request (its inference time / its tokens, prefill stalls included), so its SLI is the share of
+#            requests slower than the target.
 #   Burn     SLI / error budget; 1 spends the budget exactly over the SLO period (30 days).
 #   Alerts   fast: burn > 14.4 over 1h AND over 5m (2 % of a 30-day budget in 1 h), page;
 #            slow: burn > 6 over 6h AND over 30m (5 % in 6 h), ticket. The short window makes an alert stop
@@ -51,6 +60,7 @@ from llmop_dev.observability.runbook import with_runbooks
 TARGET_SECONDS = "llmdeployment:slo_target:seconds"
 ERROR_BUDGET = "llmdeployment:slo_error_budget:ratio"
 THRESHOLD_LE = "llmdeployment:slo_threshold:le"
+THRESHOLD_LE_LEGACY = "llmdeployment:slo_threshold_legacy:le"
 SLO_WINDOWS = ("5m", "30m", "1h", "6h")
 
 
@@ -86,23 +96,47 @@ BURN_ALERTS: tuple[BurnAlert, ...] = (
 WHO = "{{ $labels.namespace }}/{{ $labels.llmdeployment }}"
 
 
-def threshold_selector() -> str:
-    """Per LLMDeployment and engine, one series whose `le` label is the bucket edge at or above the target."""
+def edge_at_or_below(edges: tuple[float, ...]) -> list[str]:
+    """One clause per edge: the target series, labelled le=edge, where edge is the largest edge <= the target
+    (the first edge also takes targets below it; the last, targets above it)."""
+    clauses: list[str] = []
+    for index, edge in enumerate(edges):
+        condition = TARGET_SECONDS
+        if index > 0:
+            condition += f" >= {edge!r}"
+        if index + 1 < len(edges):
+            condition += f" < {edges[index + 1]!r}"
+        clauses.append(f'label_replace({condition}, "le", "{le_label(edge)}", "", "")')
+    return clauses
+
+
+def threshold_selector(legacy: bool = False) -> str:
+    """Per LLMDeployment and engine, one series whose `le` label is the bucket edge at or below the target;
+    with `legacy`, the edge on the ladder of the engine's older versions (engines that have one)."""
     clauses: list[str] = []
     for engine in ENGINES:
-        lower: float | None = None
-        for edge in engine.decode_edges:
-            above = "" if lower is None else f" > {lower!r}"
-            condition = f"{TARGET_SECONDS}{above} <= {edge!r}"
-            clauses.append(f'label_replace({condition}, "le", "{le_label(edge)}", "", "")')
-            lower = edge
+        clauses += edge_at_or_below(engine.legacy_decode_edges if legacy else engine.decode_edges)
     return "\n  or ".join(clauses)
+
+
+def good_rate(engine: EngineMetrics, window: str) -> str:
+    """Per LLMDeployment, the rate of the engine's decode observations at or under the threshold edge (by `le`;
+    by `pod` and `le` for an engine with a legacy ladder: each pod at the fine edge if it exports it, otherwise
+    at the legacy edge, so no pod counts twice)."""
+    bucket = f"rate({engine.decode('bucket')}[{window}])"
+    if not engine.legacy_decode_edges:
+        return f"{by_deployment('sum', bucket, ('le',))}\nand on ({BY}, le)\n{THRESHOLD_LE}"
+    rates = by_deployment("sum", bucket, (POD, "le"))
+    return (
+        f"(\n  {rates}\n  and on ({BY}, le)\n  {THRESHOLD_LE}\n)\n"
+        f"or on ({BY}, {POD})\n"
+        f"(\n  {rates}\n  and on ({BY}, le)\n  {THRESHOLD_LE_LEGACY}\n)"
+    )
 
 
 def slow_ratio(window: str) -> str:
     """Share of decode observations slower than the target's bucket edge over `window` (the SLI)."""
-    buckets = [by_deployment("sum", f"rate({engine.decode('bucket')}[{window}])", ("le",)) for engine in ENGINES]
-    good = either([f"{rates}\nand on ({BY}, le)\n{THRESHOLD_LE}" for rates in buckets])
+    good = either([good_rate(engine, window) for engine in ENGINES])
     total = either([by_deployment("sum", f"rate({engine.decode('count')}[{window}])") for engine in ENGINES])
     return f"1 - (\n  sum by ({BY}) (\n{indent(good, '    ')}\n  )\n  /\n  (\n{indent(total, '    ')}\n  )\n)"
 
@@ -118,6 +152,7 @@ def recording_rules() -> list[dict[str, Any]]:
             ),
         },
         {"record": THRESHOLD_LE, "expr": threshold_selector()},
+        {"record": THRESHOLD_LE_LEGACY, "expr": threshold_selector(legacy=True)},
     ]
     for window in SLO_WINDOWS:
         rules.append({"record": slow_ratio_record(window), "expr": slow_ratio(window)})

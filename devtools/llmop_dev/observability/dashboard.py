@@ -181,7 +181,7 @@ def slo_panels() -> list[Panel]:
         ),
         Panel(
             "Tokens slower than the SLO target",
-            "The SLI: share of decode observations above the bucket edge at or above the target.",
+            "The SLI: share of decode observations above the bucket edge at or below the target.",
             [Target(_m(slow_ratio_record(window)), f"{WHO} {window}") for window in windows],
             unit="percentunit",
         ),

@@ -20,8 +20,11 @@ ON = f"on ({BY})"
 # The `job` label the chart's ServiceMonitor gives the operator's own /metrics (LLMOpOperatorDown keys on it).
 OPERATOR_JOB = "llmop-operator"
 
-# vLLM ITL/TPOT buckets, identical in 0.11 and 0.33 (vllm/v1/metrics/buckets.py; engines.md 2.1).
-VLLM_DECODE_EDGES: tuple[float, ...] = vllm.ITL_BUCKETS_S
+# vLLM ITL/TPOT buckets: the autoscaler's (llmop.engines, newest version), i.e. llmop's fine ladder that pods of
+# vLLM >= 0.33 get through --custom-histogram-buckets; and the default ladder older versions keep (identical
+# 0.11 -> 0.32, vllm/v1/metrics/buckets.py; engines.md 2.1). Every default edge is on the fine ladder.
+VLLM_DECODE_EDGES: tuple[float, ...] = promql.buckets_for("vllm")
+VLLM_LEGACY_DECODE_EDGES: tuple[float, ...] = vllm.ITL_BUCKETS_S
 
 
 def tgi_duration_edges() -> tuple[float, ...]:
@@ -52,6 +55,9 @@ class EngineMetrics:
     decode_meaning: str
     generated_tokens_counter: str
     running_gauge: str  # exported by every running engine pod: its presence means Prometheus scrapes the pod
+    # The edges older versions of the engine export instead of `decode_edges`, () when every version has those:
+    # the SLI falls back to them per pod (a pod without the threshold's edge is measured at its own ladder's).
+    legacy_decode_edges: tuple[float, ...] = ()
 
     def decode(self, suffix: str, matchers: str = "") -> str:
         """`<decode histogram>_<suffix>{matchers}` with the engine's own matchers merged in."""
@@ -66,6 +72,7 @@ VLLM = EngineMetrics(
     decode_meaning="inter-token latency: one observation per generated token (vLLM >= 0.11)",
     generated_tokens_counter="vllm:generation_tokens_total",
     running_gauge="vllm:num_requests_running",
+    legacy_decode_edges=VLLM_LEGACY_DECODE_EDGES,
 )
 
 TGI = EngineMetrics(

@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
+import json
 import math
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 from llmop.engines.tgi import DURATION_BUCKETS_S as TGI_DURATION_BUCKETS_S
-from llmop.engines.vllm import ITL_BUCKETS_S as VLLM_ITL_BUCKETS_S
-from llmop.engines.vllm import TTFT_BUCKETS_S as VLLM_TTFT_BUCKETS_S
 
 SampleTuple = tuple[str, dict[str, str], float]
+
+# vllm/v1/metrics/buckets.py (0.33) defaults, copied from vLLM's source rather than taken from llmop (the thing
+# judged): inter_token_latency and time_to_first_token families.
+VLLM_ITL_BUCKETS_S: tuple[float, ...] = (
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0,
+)  # fmt: skip
+VLLM_TTFT_BUCKETS_S: tuple[float, ...] = (
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0,
+    160.0, 640.0, 2560.0,
+)  # fmt: skip
+
+
+def vllm_buckets_from_args(args: Sequence[str]) -> dict[str, tuple[float, ...]]:
+    """The histogram families an argv overrides, read as vLLM 0.33 reads `--custom-histogram-buckets` (a JSON
+    object from family to upper bounds; the last occurrence wins, `--flag=value` or `--flag value`)."""
+    value: str | None = None
+    for index, arg in enumerate(args):
+        if arg == "--custom-histogram-buckets" and index + 1 < len(args):
+            value = args[index + 1]
+        elif arg.startswith("--custom-histogram-buckets="):
+            value = arg.split("=", 1)[1]
+    if value is None:
+        return {}
+    return {family: tuple(float(edge) for edge in edges) for family, edges in json.loads(value).items()}
+
 
 # vllm/v1/metrics/buckets.py (0.33): request_latency family (e2e, queue, inference, prefill, decode).
 VLLM_REQUEST_LATENCY_BUCKETS_S: tuple[float, ...] = (

@@ -30,6 +30,7 @@ class LlmopController:
             self.engine_version,
             self.config.percentile,
             self.config.window_s,
+            ttft_percentile=self.config.ttft_percentile,
         )
         decision = decide(self.config, self.state, observation, view.current, view.ready, view.now)
         self.state = decision.state

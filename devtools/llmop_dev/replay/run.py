@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -13,7 +13,13 @@ from llmop.autoscale.policy import PolicyConfig
 from llmop.plan.parse import Resource
 from llmop.plan.types import Plan
 from llmop_dev.replay import baselines, capacity_cache, references, score
-from llmop_dev.replay.exporter import TgiPodMetrics, VllmPodMetrics
+from llmop_dev.replay.exporter import (
+    VLLM_ITL_BUCKETS_S,
+    VLLM_TTFT_BUCKETS_S,
+    TgiPodMetrics,
+    VllmPodMetrics,
+    vllm_buckets_from_args,
+)
 from llmop_dev.replay.fleet import Fleet, MinuteRecord
 from llmop_dev.replay.hardware import Hardware
 from llmop_dev.replay.llmop_policy import LlmopController
@@ -40,6 +46,12 @@ class Scenario:
     router: str = "least-requests"
     ttft_bound_s: float = score.DEFAULT_TTFT_BOUND_S
     baseline_target: float = 0.8
+    policy_overrides: tuple[tuple[str, str], ...] = ()  # llmop's PolicyConfig fields set otherwise (ablations)
+
+    def __post_init__(self) -> None:
+        ttft = self.resource.spec.slo.time_to_first_token
+        if ttft is not None and self.ttft_bound_s == score.DEFAULT_TTFT_BOUND_S:
+            object.__setattr__(self, "ttft_bound_s", float(ttft.target_ms) / 1000.0)  # the spec's own TTFT SLO
 
     @property
     def slo(self) -> DecodeLatencySLO:
@@ -85,7 +97,9 @@ class Scenario:
 
     def controller(self, policy: str, headroom: float = 0.0, hold_s: float = 0.0) -> Controller:
         if policy == "llmop":
-            config = PolicyConfig.from_plan(self.plan, self.slo, self.resource.spec.autoscaling)
+            spec = self.resource.spec
+            config = PolicyConfig.from_plan(self.plan, self.slo, spec.autoscaling, spec.slo.time_to_first_token)
+            config = override(config, self.policy_overrides)
             return LlmopController(config, self.plan.engine, self.plan.engine_version)
         if policy in baselines.BASELINES:
             rps, concurrency = self.plan_capacity()
@@ -109,7 +123,27 @@ class Scenario:
     def metrics_factory(self) -> PodMetrics:
         if self.plan.engine == "tgi":
             return TgiPodMetrics()
-        return VllmPodMetrics()
+        custom = vllm_buckets_from_args(self.plan.args)  # the pods run the argv llmop rendered
+        return VllmPodMetrics(
+            itl_buckets=custom.get("inter_token_latency", VLLM_ITL_BUCKETS_S),
+            ttft_buckets=custom.get("time_to_first_token", VLLM_TTFT_BUCKETS_S),
+        )
+
+
+def override(config: PolicyConfig, overrides: tuple[tuple[str, str], ...]) -> PolicyConfig:
+    """`config` with fields set from text (`tolerance=0.3`, `calibration=none`, `percentile_model=false`)."""
+    values: dict[str, Any] = {}
+    for key, text in overrides:
+        current = getattr(config, key)  # AttributeError names an unknown field
+        if text.lower() == "none":
+            values[key] = None
+        elif isinstance(current, bool):
+            values[key] = text.lower() in ("1", "true", "yes", "on")
+        elif isinstance(current, int | float) or current is None:
+            values[key] = float(text)
+        else:
+            raise ValueError(f"cannot set {key} from {text!r}")
+    return replace(config, **values)
 
 
 @dataclass

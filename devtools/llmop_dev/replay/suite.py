@@ -103,6 +103,25 @@ def replay_cell(cell: Cell, scale: float, extras: bool) -> dict[str, Any]:
     }
 
 
+def replay_policy(
+    cell: Cell, recorded: dict[str, Any], policy: str, overrides: tuple[tuple[str, str], ...] = ()
+) -> dict[str, Any]:
+    """`recorded` with `policy`'s row replayed again (the other rows and the frontier kept: same physics, same
+    trace, same seed); refused when the physics changed since the cell was recorded. With `overrides` (llmop's
+    settings changed, an ablation) the row is named `llmop key=value ...` and added beside llmop's own."""
+    physics = capacity_cache.cache_path().stem
+    if recorded.get("physics") != physics:
+        raise ValueError(f"{cell.key}: recorded under physics {recorded.get('physics')}, now {physics}; replay it all")
+    resource, plan = load_spec(cell.spec)
+    workload = load_workload(cell.trace, seed=cell.seed, rate_scale=recorded["rate_scale"])
+    scenario = run.Scenario(resource, plan, workload, cell.startup_s, gpu_speed=cell.gpu_speed, seed=cell.seed,
+                            policy_overrides=overrides)  # fmt: skip
+    row = run.run(scenario, policy).to_json()
+    row["policy"] = " ".join([policy, *(f"{key}={value}" for key, value in overrides)])
+    rows = [r for r in recorded["rows"] if r["policy"] != row["policy"]] + [row]
+    return {**recorded, "rows": rows}
+
+
 def dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """`a` is better on one axis and no worse on the other (0.5 SLO-minute point, 2 % GPU-hours slack)."""
     slo_not_worse = a["slo_minutes_pct"] >= b["slo_minutes_pct"] - SLO_SLACK_PT

@@ -47,6 +47,45 @@ def summary(cells: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def ablations(cells: list[dict[str, Any]]) -> list[str]:
+    """llmop against itself with one setting changed (`bench/autoscale.py --rerun llmop --set FIELD=VALUE`): per
+    setting, spec and gpu-speed, means over the cells that have both rows."""
+    names = sorted({r["policy"] for c in cells for r in c["rows"] if r["policy"].startswith("llmop ")})
+    if not names:
+        return []
+    lines = [
+        "| llmop with | spec | gpu-speed | cells | SLO-min % / GPU-h | default llmop | frontier gap (default) "
+        "| dominates hpa+keda (default) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in names:
+        groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
+        for cell in cells:
+            if any(r["policy"] == name for r in cell["rows"]):
+                groups.setdefault((cell["spec"], cell["gpu_speed"]), []).append(cell)
+        for (spec, speed), group in sorted(groups.items()):
+
+            def mean_of(policy: str, group: list[dict[str, Any]] = group) -> str:
+                rows = [next(r for r in c["rows"] if r["policy"] == policy) for c in group]
+                return (f"{suite.mean([r['slo_minutes_pct'] for r in rows]):.1f} / "
+                        f"{suite.mean([r['gpu_hours'] for r in rows]):.2f}")  # fmt: skip
+
+            def gap(policy: str, group: list[dict[str, Any]] = group) -> str:
+                values = [g for c in group if (g := suite.frontier_gap(c, policy)) is not None]
+                return f"{suite.mean(values):+.1f}"
+
+            def wins(policy: str, group: list[dict[str, Any]] = group) -> int:
+                rows = [{r["policy"]: r for r in c["rows"]} for c in group]
+                return sum(suite.dominates(r[policy], r[b]) for r in rows for b in ("hpa", "keda"))
+
+            lines.append(
+                f"| `{name[len('llmop ') :]}` | {spec} | {speed:g} | {len(group)} | {mean_of(name)} | "
+                f"{mean_of('llmop')} | {gap(name)} ({gap('llmop')}) | {wins(name)} ({wins('llmop')}) of "
+                f"{2 * len(group)} |"
+            )
+    return lines
+
+
 BEGIN, END = "<!-- autoscale:begin -->", "<!-- autoscale:end -->"
 
 
@@ -70,6 +109,9 @@ def headline(cells: list[dict[str, Any]], verdicts: dict[str, Any], skipped: lis
         "",
         *summary(cells),
     ]
+    table = ablations(cells)
+    if table:
+        lines += ["", "Ablations: llmop with one default changed, on the same cells:", "", *table]
     return "\n".join(lines) + "\n"
 
 

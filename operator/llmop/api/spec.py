@@ -191,8 +191,24 @@ class DecodeLatencySLO(ApiModel):
         return duration_seconds(self.window)
 
 
+class TimeToFirstTokenSLO(ApiModel):
+    """Time-to-first-token objective: queueing and prefill, what a user waits before the stream starts."""
+
+    percentile: Annotated[Literal[50, 90, 95, 99], Field(description="Percentile of TTFT to hold.")] = 95
+    target_ms: Annotated[float, Field(gt=0, le=600_000, description="Target TTFT in milliseconds.")]
+
+
 class SLOSpec(ApiModel):
     decode_latency: DecodeLatencySLO | None = None
+    time_to_first_token: Annotated[
+        TimeToFirstTokenSLO | None,
+        Field(
+            description=(
+                "Optional. When set, the autoscaler also scales up while the TTFT percentile over the decode "
+                "latency window is above its target (a queue is the first sign of a spike)."
+            )
+        ),
+    ] = None
 
 
 class ProbeSpec(ApiModel):

@@ -100,13 +100,41 @@ def mean_itl_ms(model: CapacityModel, rps: float, prompt_tokens: float, output_t
     return model.step_ms(running, context) / (1.0 - share)
 
 
+def itl_ms(
+    model: CapacityModel, rps: float, prompt_tokens: float, output_tokens: float, percentile: float | None = None
+) -> float:
+    """The mean inter-token time (`percentile` None), or its percentile under chunked prefill.
+
+    A step that carries a prefill chunk is longer for every sequence decoding in it. While fewer than
+    (100 - percentile) % of the steps carry one, the percentile sits among ordinary steps (the mean, which
+    spreads prefill over every step, bounds it from above); beyond that it is a prefill step: the decode step
+    plus one chunk's prefill. That is the cliff a percentile SLO meets under prompt-heavy load."""
+    mean = mean_itl_ms(model, rps, prompt_tokens, output_tokens)
+    if percentile is None or not math.isfinite(mean) or rps <= 0 or prompt_tokens <= 0:
+        return mean
+    prefill_share = rps * prompt_tokens * model.prefill_ms_per_token / 1000.0
+    decode_step = mean * (1.0 - prefill_share)  # mean = step / (1 - share)
+    steps_per_s = 1000.0 * (1.0 - prefill_share) / max(decode_step, 1e-9)
+    chunks_per_s = rps * math.ceil(prompt_tokens / model.chunk_tokens)
+    if chunks_per_s / max(steps_per_s, 1e-9) <= 1.0 - percentile / 100.0:
+        return mean
+    return max(mean, decode_step + min(prompt_tokens, model.chunk_tokens) * model.prefill_ms_per_token)
+
+
 def replicas_for(
-    model: CapacityModel, rps: float, prompt_tokens: float, output_tokens: float, target_ms: float, limit: int
+    model: CapacityModel,
+    rps: float,
+    prompt_tokens: float,
+    output_tokens: float,
+    target_ms: float,
+    limit: int,
+    percentile: float | None = None,
 ) -> int:
-    """Fewest replicas (<= limit) whose mean ITL stays within `target_ms` for `rps`; `limit` if none does."""
+    """Fewest replicas (<= limit) whose ITL (mean, or `percentile`) stays within `target_ms` for `rps`; `limit` if
+    none does."""
     if rps <= 0:
         return 0
     for replicas in range(1, max(limit, 1) + 1):
-        if mean_itl_ms(model, rps / replicas, prompt_tokens, output_tokens) <= target_ms:
+        if itl_ms(model, rps / replicas, prompt_tokens, output_tokens, percentile) <= target_ms:
             return replicas
     return max(limit, 1)

@@ -38,6 +38,15 @@ class Observation:
     source: str = "prometheus"  # or "probe": latency_ms is an active probe's mean TPOT (see autoscale/fallback.py)
     note: str = ""  # how the latency was measured, for status messages (the probe's endpoint and tokens)
     extra: dict[str, float] = field(default_factory=dict)
+    buckets: tuple[tuple[float, float], ...] = ()  # the decode histogram's (upper bound s, cumulative rate) pairs
+
+    def share_above(self, edge_s: float) -> float | None:
+        """Share of decode observations above the bucket edge `edge_s` (None without that edge or any data)."""
+        total = max((count for bound, count in self.buckets if math.isinf(bound)), default=0.0)
+        below = [count for bound, count in self.buckets if abs(bound - edge_s) <= 1e-9 * max(edge_s, 1e-9)]
+        if total <= 0 or not below:
+            return None
+        return max(0.0, 1.0 - below[0] / total)
 
     @property
     def ok(self) -> bool:
@@ -59,7 +68,14 @@ class MetricsSource(Protocol):
     """Anything that can observe a deployment (Prometheus here; the simulator's replay in benchmarks)."""
 
     def observe(
-        self, namespace: str, name: str, engine: str, engine_version: str | None, percentile: float, window_s: float
+        self,
+        namespace: str,
+        name: str,
+        engine: str,
+        engine_version: str | None,
+        percentile: float,
+        window_s: float,
+        ttft_percentile: float | None = None,
     ) -> Observation: ...
 
 
@@ -171,10 +187,11 @@ class PrometheusMetrics:
         engine_version: str | None = None,
         percentile: float = 95.0,
         window_s: float = 120.0,
+        ttft_percentile: float | None = None,
     ) -> Observation:
         now = self._clock()
         try:
-            return self._observe(namespace, name, engine, engine_version, percentile, window_s, now)
+            return self._observe(namespace, name, engine, engine_version, percentile, window_s, now, ttft_percentile)
         except Exception as error:  # fail-static: the policy holds on any failure
             text = str(error).splitlines()[0] if str(error) else type(error).__name__
             return Observation.failed(f"prometheus {self.url}: {type(error).__name__}: {text[:300]}", now, percentile)
@@ -188,6 +205,7 @@ class PrometheusMetrics:
         percentile: float,
         window_s: float,
         now: float,
+        ttft_percentile: float | None = None,
     ) -> Observation:
         by_name: dict[str, Query] = {item.name: item for item in queries(engine, engine_version)}
         sel = selector(namespace, name)
@@ -220,8 +238,12 @@ class PrometheusMetrics:
                 return None
             return _scalar(run(query_name))
 
-        ttft = optional("ttft_quantile")
+        ttft = None
+        if "ttft_quantile" in by_name:  # at the TTFT objective's percentile when there is one
+            quantile = (ttft_percentile or percentile) / 100
+            ttft = _scalar(self._run(render(by_name["ttft_quantile"].template, sel, window_s, quantile)))
         return Observation(
+            buckets=tuple(sorted(buckets)),
             latency_ms=None if math.isnan(latency_s) else latency_s * 1000.0,
             samples=samples,
             running=running,

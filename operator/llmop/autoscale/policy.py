@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from llmop.api.spec import AutoscalingSpec, DecodeLatencySLO
-from llmop.autoscale.capacity import CapacityModel, mean_itl_ms, replicas_for
+from llmop.api.spec import AutoscalingSpec, DecodeLatencySLO, TimeToFirstTokenSLO
+from llmop.autoscale import calibration
+from llmop.autoscale.calibration import CalibrationSettings
+from llmop.autoscale.capacity import CapacityModel, itl_ms, replicas_for
 from llmop.autoscale.metrics import Observation
+from llmop.catalog.versions import parse_version
+from llmop.engines import buckets_for
 from llmop.plan.types import Plan
 
 Direction = Literal["up", "down", "hold"]
@@ -38,11 +42,27 @@ class PolicyConfig:
     startup_s: float = 0.0  # the plan's start-up estimate: how far ahead a load trend is projected
     trend_span_s: float = 60.0  # the request-rate trend is a slope between samples at least this far apart
     max_trend_share: float = 0.25  # a trend adds at most this share of the current rate (a step is not a trend)
+    ttft_target_ms: float | None = None  # spec.slo.timeToFirstToken: pressure while its percentile is above
+    ttft_percentile: float | None = None
+    coarse_edge_ms: float | None = None  # the target is inside a histogram bucket: judged at the edge below it
+    flap_hold_s: float = 900.0  # after a scale-in had to be undone, no scale-in below the restored count this long
+    queue_per_replica: float = 1.0  # waiting requests per ready replica that are pressure on their own
+    calibration: CalibrationSettings | None = field(default_factory=CalibrationSettings)  # None: the plan's model as is
+    percentile_model: bool = True  # the capacity model predicts the SLO's percentile (prefill steps), not the mean
+
+    @property
+    def model_percentile(self) -> float | None:
+        return self.percentile if self.percentile_model else None
 
     @classmethod
-    def from_plan(cls, plan: Plan, slo: DecodeLatencySLO, scaling: AutoscalingSpec) -> PolicyConfig:
-        """From an accepted `Plan` plus the spec's SLO and stabilization windows."""
+    def from_plan(
+        cls, plan: Plan, slo: DecodeLatencySLO, scaling: AutoscalingSpec, ttft: TimeToFirstTokenSLO | None = None
+    ) -> PolicyConfig:
+        """From an accepted `Plan` plus the spec's SLOs and stabilization windows."""
         return cls(
+            ttft_target_ms=None if ttft is None else float(ttft.target_ms),
+            coarse_edge_ms=coarse_edge_ms(plan, float(slo.target_ms)),
+            ttft_percentile=None if ttft is None else float(ttft.percentile),
             target_ms=float(slo.target_ms),
             percentile=float(slo.percentile),
             min_replicas=int(plan.min_replicas),
@@ -63,6 +83,16 @@ class PolicyConfig:
 
     def clamp(self, replicas: int) -> int:
         return max(self.min_replicas, min(self.max_replicas, replicas))
+
+
+def coarse_edge_ms(plan: Plan, target_ms: float) -> float | None:
+    """The bucket edge at or below the target when the engine's histogram has none within 0.5 ms of it."""
+    version = parse_version(plan.engine_version) if plan.engine_version else None
+    edges_ms = [edge * 1000 for edge in buckets_for(plan.engine, version)]
+    if any(abs(edge - target_ms) <= 0.5 for edge in edges_ms):
+        return None
+    below = [edge for edge in edges_ms if edge < target_ms]
+    return max(below) if below else None
 
 
 def _iso(value: float | None) -> str | None:
@@ -102,6 +132,11 @@ class PolicyState:
     trend_rps: float | None = None  # arrivals (req/s) at `trend_at`
     trend_slope: float | None = None  # growth of the arrivals over the last span, req/s per second
     trend_growth: float | None = None  # sustained growth: the lesser of the last two spans' slopes, >= 0
+    load_scale: float | None = None  # learned: the real load weighs this much more than the capacity model says
+    announced_scale: float | None = None  # the learned factor last announced in an Event (the plan: 1.0)
+    batch_cap: float | None = None  # learned: sequences one replica runs at most (its running count while queueing)
+    hold_floor: int | None = None  # scale-in stops here until `hold_until`: going below it was undone recently
+    hold_until: float | None = None
 
     _KEYS = (
         ("breach_since", "breachSince"),
@@ -109,6 +144,7 @@ class PolicyState:
         ("last_scale_at", "lastScaleAt"),
         ("ready_changed_at", "readyChangedAt"),
         ("trend_at", "trendAt"),
+        ("hold_until", "holdUntil"),
     )
     _NUMBERS = (("trend_rps", "trendRps"), ("trend_slope", "trendSlope"), ("trend_growth", "trendGrowth"))
 
@@ -117,9 +153,12 @@ class PolicyState:
         data: dict[str, Any] = {key: _iso(getattr(self, attr)) for attr, key in self._KEYS}
         data["lastScaleDirection"] = self.last_scale_direction
         data["lastReady"] = self.last_ready
+        data["holdFloor"] = self.hold_floor
         for attr, key in self._NUMBERS:
             value = getattr(self, attr)
             data[key] = None if value is None else round(value, 6)
+        capacity = {"loadScale": self.load_scale, "announcedScale": self.announced_scale, "batchCap": self.batch_cap}
+        data["capacity"] = {k: round(v, 3) for k, v in capacity.items() if v is not None} or None
         return {key: value for key, value in data.items() if value is not None}
 
     @classmethod
@@ -130,13 +169,29 @@ class PolicyState:
         times = {attr: _parse_time(data.get(key)) for attr, key in cls._KEYS}
         direction = data.get("lastScaleDirection")
         ready = data.get("lastReady")
+        floor = data.get("holdFloor")
         numbers = {attr: _number(data.get(key)) for attr, key in cls._NUMBERS}
+        stored = data.get("capacity")
+        capacity: dict[str, Any] = stored if isinstance(stored, dict) else {}
+        scales = {attr: _scale(capacity.get(key)) for attr, key in (("load_scale", "loadScale"),
+                                                                    ("announced_scale", "announcedScale"))}  # fmt: skip
+        cap = _number(capacity.get("batchCap"))
+        scales["batch_cap"] = cap if cap is not None and cap >= 1 else None
         return cls(
             **times,
             **numbers,
+            **scales,
             last_scale_direction=direction if direction in ("up", "down") else None,
             last_ready=ready if isinstance(ready, int) and not isinstance(ready, bool) and ready >= 0 else None,
+            hold_floor=floor if isinstance(floor, int) and not isinstance(floor, bool) and floor > 0 else None,
         )
+
+
+def _scale(value: Any) -> float | None:
+    number = _number(value)
+    if number is None or not calibration.MIN_LOAD_SCALE <= number <= calibration.MAX_LOAD_SCALE:
+        return None
+    return number
 
 
 @dataclass(frozen=True)
@@ -150,6 +205,7 @@ class Decision:
     metrics_available: bool
     metrics_reason: str
     state: PolicyState
+    capacity_note: str | None = None  # the learned capacity moved by more than the Event threshold: say so
 
 
 def _ms(value: float) -> str:
@@ -174,24 +230,36 @@ class _Reading:
     arrivals: float | None = None  # finished requests/s plus queue growth: the offered rate, without the backlog
     trend: float = 0.0  # req/s the arrivals are projected to add by the time a replica started now serves
     probed: bool = False  # the latency is an active probe's (one stream on an idle engine), not the window's
+    scale: float = 1.0  # the learned load factor (calibration): the model sees the load times this
+    batch_cap: float | None = None  # the learned batch limit per replica (calibration)
+    over_edge: bool = False  # a coarse histogram: more than the SLO's share of tokens is above the edge below target
+
+    def model(self, config: PolicyConfig) -> CapacityModel | None:
+        """The plan's capacity model with the learned batch limit."""
+        model = config.capacity_model
+        if model is None or self.batch_cap is None:
+            return model
+        return replace(model, max_num_seqs=max(1, min(model.max_num_seqs, int(self.batch_cap))))
 
     def need(self, config: PolicyConfig, target_ms: float, ahead: bool = False) -> int | None:
         """Replicas the capacity model asks for at this load (`ahead`: plus the trend); None without the model."""
-        model = config.capacity_model
+        model = self.model(config)
         if model is None or self.rps is None:
             return None
-        rps = self.rps + (self.trend if ahead else 0.0)
-        return replicas_for(model, rps, self.prompt, self.output, target_ms, max(config.max_replicas, 1) * 2)
+        rps = (self.rps + (self.trend if ahead else 0.0)) * self.scale
+        limit = max(config.max_replicas, 1) * 2
+        return replicas_for(model, rps, self.prompt, self.output, target_ms, limit, config.model_percentile)
 
     def load_fits(self, config: PolicyConfig, replicas: int, factor: float = 1.0) -> bool | None:
         """Whether the offered load (arrivals plus trend, without the backlog; times `factor`) fits `replicas` inside
         the tolerance band by the capacity model; None without the model or the load figures."""
-        model = config.capacity_model
+        model = self.model(config)
         if model is None or self.arrivals is None or replicas <= 0:
             return None
-        rps = (self.arrivals + self.trend) * factor
+        rps = (self.arrivals + self.trend) * factor * self.scale
         limit = config.target_ms * (1 - config.tolerance)
-        return replicas_for(model, rps, self.prompt, self.output, limit, replicas + 1) <= replicas
+        wanted = replicas_for(model, rps, self.prompt, self.output, limit, replicas + 1, config.model_percentile)
+        return wanted <= replicas
 
     def rps_text(self, ahead: bool = True) -> str:
         if ahead and self.trend > 0.05:
@@ -199,10 +267,14 @@ class _Reading:
         return f"{self.rps or 0.0:.1f} req/s"
 
     def model_itl(self, config: PolicyConfig, replicas: int) -> float | None:
-        model = config.capacity_model
+        model = self.model(config)
         if model is None or self.rps is None or replicas <= 0:
             return None
-        return mean_itl_ms(model, self.rps / replicas, self.prompt, self.output)
+        return itl_ms(model, self.rps * self.scale / replicas, self.prompt, self.output, config.model_percentile)
+
+    def concurrency(self, config: PolicyConfig) -> float | None:
+        """Sequences one replica runs within the SLO: the plan's figure over the learned load factor."""
+        return config.capacity_per_replica / self.scale if config.capacity_per_replica else None
 
 
 def _read(config: PolicyConfig, obs: Observation) -> tuple[_Reading, str]:
@@ -225,7 +297,14 @@ def _read(config: PolicyConfig, obs: Observation) -> tuple[_Reading, str]:
     if obs.below_resolution and obs.latency_ms > config.target_ms:
         note = f"{name} {obs.latency_text()} is below the histogram's resolution and the {_ms(config.target_ms)} SLO"
         return _Reading(None, f"{name} {obs.latency_text()}", demand, waiting, **load), note
-    return _Reading(obs.latency_ms, f"{name} {obs.latency_text()}", demand, waiting, **load), "ok"
+    label, over_edge = f"{name} {obs.latency_text()}", False
+    if config.coarse_edge_ms is not None:
+        # The target lies inside a bucket: interpolation there is a guess. Judge at the edge below (conservative).
+        share = obs.share_above(config.coarse_edge_ms / 1000.0)
+        if share is not None and share > 1.0 - config.percentile / 100.0 + 1e-12:
+            over_edge = True
+            label += f" ({share:.1%} of tokens above the {_ms(config.coarse_edge_ms)} edge below the SLO)"
+    return _Reading(obs.latency_ms, label, demand, waiting, over_edge=over_edge, **load), "ok"
 
 
 def _trend(config: PolicyConfig, state: PolicyState, reading: _Reading, now: float) -> tuple[PolicyState, _Reading]:
@@ -276,10 +355,18 @@ def _estimate(config: PolicyConfig, reading: _Reading, ready: int, current: int)
     wants = [0]
     basis = "one more replica"
     need = reading.need(config, config.target_ms * (1 - config.tolerance), ahead=True)
+    per_replica = reading.concurrency(config)
     if need is not None:
         if need > current:
             wants.append(need)
             basis = f"capacity model: {reading.rps_text()} needs {need}"
+        if reading.waiting > 0 and per_replica:
+            # A queue: what finishes is what the replicas manage, not what arrives. The requests in the system
+            # over the concurrency one replica keeps within the SLO size the gap at once.
+            by_demand = math.ceil(reading.demand / per_replica - 1e-9)
+            if by_demand > max(wants) and by_demand > current:
+                wants.append(by_demand)
+                basis = f"{reading.demand:.0f} requests in the system / {per_replica:.0f} per replica"
         return max(wants), basis
     if reading.latency is not None and reading.latency > config.target_ms and ready > 0:
         excess = (reading.latency - config.decode_floor_ms) / max(config.target_ms - config.decode_floor_ms, 1e-9)
@@ -287,15 +374,74 @@ def _estimate(config: PolicyConfig, reading: _Reading, ready: int, current: int)
         if by_latency > wants[0]:
             wants.append(by_latency)
             basis = f"latency above the {_ms(config.decode_floor_ms)} floor x{excess:.2f}"
-    if config.capacity_per_replica:
-        by_demand = math.ceil(reading.demand / config.capacity_per_replica - 1e-9)
+    if per_replica:
+        by_demand = math.ceil(reading.demand / per_replica - 1e-9)
         if by_demand > max(wants):
             wants.append(by_demand)
-            basis = f"{reading.demand:.0f} requests / {config.capacity_per_replica} per replica"
+            basis = f"{reading.demand:.0f} requests / {per_replica:.0f} per replica"
     return max(wants), basis
 
 
 def decide(
+    config: PolicyConfig, state: PolicyState, obs: Observation, current_replicas: int, ready_replicas: int, now: float
+) -> Decision:
+    """One tick of the policy (`_decide`), plus a note when the learned capacity moved enough to announce."""
+    decision = _decide(config, state, obs, current_replicas, ready_replicas, now)
+    scale, settings = decision.state.load_scale, config.calibration
+    if scale is None or settings is None or not calibration.moved(decision.state.announced_scale, scale, settings):
+        return decision
+    before = decision.state.announced_scale or 1.0
+    note = f"learned capacity: the load weighs x{scale:.2f} against the plan's capacity model (was x{before:.2f})"
+    if config.capacity_model is not None and obs.mean_prompt_tokens and obs.mean_output_tokens:
+        prompt, output = obs.mean_prompt_tokens, obs.mean_output_tokens
+        limit = config.target_ms * (1 - config.tolerance)
+        percentile = config.model_percentile
+        learned = calibration.capacity_rps(config.capacity_model, scale, prompt, output, limit, percentile)
+        planned = calibration.capacity_rps(config.capacity_model, 1.0, prompt, output, limit, percentile)
+        note += f": one replica serves {learned:.2f} req/s at the observed lengths (plan: {planned:.2f})"
+    return replace(decision, state=replace(decision.state, announced_scale=scale), capacity_note=note)
+
+
+def _calibrate(
+    config: PolicyConfig, state: PolicyState, reading: _Reading, current: int, ready: int, now: float
+) -> PolicyState:
+    """Learn the load factor from this window, when the window describes the replicas that are ready now."""
+    settings, model = config.calibration, config.capacity_model
+    if settings is None or model is None or reading.latency is None or reading.probed or reading.rps is None:
+        return state
+    if ready <= 0 or ready != current or reading.waiting > 0:
+        return state
+    for changed in (state.ready_changed_at, state.last_scale_at):
+        if changed is not None and now - changed < config.window_s:
+            return state  # the window still holds another replica count
+    evidence = calibration.Reading(reading.rps / ready, reading.prompt, reading.output, reading.latency)
+    settings = replace(settings, percentile=config.model_percentile)
+    sample = calibration.load_scale_sample(model, evidence, config.target_ms, config.decode_floor_ms, settings)
+    if sample is None:
+        return state
+    scale = calibration.updated_scale(state.load_scale, sample[0], sample[1], settings)
+    return replace(state, load_scale=scale)
+
+
+def _learn_batch_cap(
+    config: PolicyConfig, state: PolicyState, obs: Observation, reading: _Reading, current: int, ready: int
+) -> PolicyState:
+    """The most sequences a replica really runs: while requests queue, the running ones are at the limit (KV cache
+    or max-num-seqs); running more than the learned limit without a queue raises it again."""
+    settings = config.calibration
+    if settings is None or config.capacity_model is None or obs.running is None or ready <= 0 or ready != current:
+        return state
+    per_replica = obs.running / ready
+    if reading.waiting >= ready:  # a queue on every replica, on average: the batches are full
+        alpha = 1.0 - 0.5 ** (settings.tick_s / settings.half_life_s)
+        cap = per_replica if state.batch_cap is None else (1 - alpha) * state.batch_cap + alpha * per_replica
+        return replace(state, batch_cap=max(cap, 1.0))
+    if state.batch_cap is not None and per_replica > state.batch_cap:
+        return replace(state, batch_cap=per_replica)
+    return state
+
+
+def _decide(
     config: PolicyConfig, state: PolicyState, obs: Observation, current_replicas: int, ready_replicas: int, now: float
 ) -> Decision:
     """One tick of the policy.
@@ -332,8 +478,11 @@ def decide(
         return _hold(config, state, current, f"holding {current}: metrics stale ({why})", None, False, why)
     reading, note = _read(config, obs)
     state, reading = _trend(config, state, reading, now)
+    state = _calibrate(config, state, reading, current, ready, now)
+    state = _learn_batch_cap(config, state, obs, reading, current, ready)
+    reading = replace(reading, scale=state.load_scale or 1.0, batch_cap=state.batch_cap)
     metrics_reason = "ok" if note == "ok" else note
-    slo_met = None if reading.latency is None else reading.latency <= target
+    slo_met = None if reading.latency is None else reading.latency <= target and not reading.over_edge
     # 2. Scale from zero: only on evidence of waiting requests.
     if current == 0:
         if reading.waiting > 0 and config.max_replicas > 0:
@@ -350,16 +499,16 @@ def decide(
         return _hold(config, state, current, reason, False, True, metrics_reason)
     # 4. Pressure: latency above the SLO, or more requests than the capacity model allows on the ready replicas.
     stale_window = state.ready_changed_at is not None and now - state.ready_changed_at < config.window_s
-    capacity = config.capacity_per_replica
+    capacity = reading.concurrency(config)
     need = reading.need(config, target, ahead=True)  # the load now, plus its trend over the start-up delay
     if need is not None:
         over_capacity = need > max(ready, 1)
         why_capacity = f"{reading.rps_text()} needs {need} replicas by the capacity model, {ready} ready"
     else:
         over_capacity = capacity is not None and reading.demand > capacity * max(ready, 1)
-        why_capacity = f"{reading.demand:.0f} requests > capacity {capacity or 0} x {max(ready, 1)} ready"
+        why_capacity = f"{reading.demand:.0f} requests > capacity {capacity or 0:.0f} x {max(ready, 1)} ready"
     modelled = need is not None or capacity is not None
-    latency_breach = reading.latency is not None and reading.latency > target
+    latency_breach = reading.latency is not None and (reading.latency > target or reading.over_edge)
     if latency_breach and stale_window and modelled and not over_capacity:
         latency_breach = False  # the window still holds the time before the last readiness change
     if latency_breach and reading.probed:
@@ -367,6 +516,20 @@ def decide(
     if not modelled and reading.latency is None and reading.waiting > 0:
         over_capacity = True  # no capacity model: a queue is the only load signal
         why_capacity = f"{reading.waiting:.0f} requests waiting"
+    elif not over_capacity and reading.waiting >= max(ready, 1) * config.queue_per_replica:
+        over_capacity = True  # a queue is the first sign of a spike: the batches are full
+        why_capacity = f"{reading.waiting:.0f} requests waiting on {max(ready, 1)} ready"
+    ttft_breach = (
+        config.ttft_target_ms is not None
+        and obs.ttft_ms is not None
+        and obs.ttft_ms > config.ttft_target_ms
+        and obs.source != "probe"
+        and not (stale_window and reading.waiting <= 0)  # the window still holds the time before new replicas
+    )
+    if ttft_breach and not over_capacity:
+        over_capacity = True
+        ttft_name = f"p{config.ttft_percentile or config.percentile:g} TTFT"
+        why_capacity = f"{ttft_name} {_ms(obs.ttft_ms or 0.0)} > SLO {_ms(config.ttft_target_ms or 0.0)}"
     pressure = latency_breach or over_capacity
     why_up = f"{reading.label} > SLO {_ms(target)}" if latency_breach else why_capacity
     up_window = config.scale_up_stabilization_s
@@ -382,7 +545,8 @@ def decide(
     load_fits = reading.load_fits(config, fewer)
     if pressure:
         since = state.breach_since if state.breach_since is not None else now
-        state = replace(state, breach_since=since, headroom_since=state.headroom_since if load_fits else None)
+        clock = (now if state.headroom_since is None else state.headroom_since) if load_fits else None
+        state = replace(state, breach_since=since, headroom_since=clock)
         held = now - since
         wanted, basis = _up_target(config, reading, ready, current)
         if current >= config.max_replicas:
@@ -394,6 +558,11 @@ def decide(
             reason = f"holding {current}: {why_up}; waiting for {current - ready} starting replica(s)"
             return _hold(config, state, current, reason, slo_met, True, metrics_reason)
         reason = f"scaled {current} -> {wanted}: {why_up} for {_seconds(held)} ({basis})"
+        undone = state.last_scale_direction == "down" and state.last_scale_at is not None
+        if undone and config.flap_hold_s > 0 and now - (state.last_scale_at or now) < config.flap_hold_s:
+            # The last scale-in was undone by pressure: it was one step too far. Hold the restored count.
+            state = replace(state, hold_floor=current + 1, hold_until=now + config.flap_hold_s)
+            reason += f"; no scale-in below {current + 1} for {_seconds(config.flap_hold_s)}"
         state = replace(_scaled(state, now, "up"), breach_since=None)
         return Decision(wanted, "up", reason, slo_met, True, metrics_reason, state)
     state = replace(state, breach_since=None)
@@ -415,6 +584,15 @@ def decide(
         detail = why_not if not headroom else "replicas starting"
         reason = f"holding {current}: the load has fit {fewer} for {_seconds(held)}, but {detail} ({reading.label})"
         return _hold(config, state, current, reason, slo_met, True, metrics_reason)
+    if state.hold_floor is not None and state.hold_until is not None and now < state.hold_until:
+        if fewer < state.hold_floor:
+            reason = (
+                f"holding {current}: a scale-in below {state.hold_floor} had to be undone; none below it until "
+                f"{_iso(state.hold_until)} ({reading.label})"
+            )
+            return _hold(config, state, current, reason, slo_met, True, metrics_reason)
+    elif state.hold_floor is not None:
+        state = replace(state, hold_floor=None, hold_until=None)
     since_scale = math.inf if state.last_scale_at is None else now - state.last_scale_at
     step_s = config.scale_down_step_s
     if state.last_scale_direction == "down" and reading.load_fits(config, fewer, 1 + config.fast_down_margin):
@@ -439,6 +617,9 @@ def _headroom(config: PolicyConfig, reading: _Reading, ready: int, current: int,
         return idle, "no requests" if idle else "requests in flight"
     if reading.waiting > 0:
         return False, f"{reading.waiting:.0f} requests waiting"
+    if reading.over_edge:
+        edge = _ms(config.coarse_edge_ms or 0.0)
+        return False, f"more than {100 - config.percentile:g} % of tokens above the {edge} edge"
     parts: list[str] = []
     need = reading.need(config, limit, ahead=True)
     if need is not None:
@@ -460,8 +641,9 @@ def _headroom(config: PolicyConfig, reading: _Reading, ready: int, current: int,
         if projected > bound:
             return False, f"{fewer} replicas would give ~{_ms(projected)} > {_ms(bound)}"
         parts.append(f"{fewer} replicas project ~{_ms(projected)}")
-    if need is None and config.capacity_per_replica:
-        room = config.capacity_per_replica * fewer * (1 - config.tolerance)
+    per_replica = reading.concurrency(config)
+    if need is None and per_replica:
+        room = per_replica * fewer * (1 - config.tolerance)
         if reading.demand > room:
             return False, f"{reading.demand:.0f} requests > {room:.0f} for {fewer} replicas"
         parts.append(f"{reading.demand:.0f} requests fit {fewer}")

@@ -95,16 +95,18 @@ class Autoscaler:
         if refusal is not None:  # a spec URL the operator may not query: no request is sent
             obs = Observation.failed(refusal, time.time(), slo.percentile)
         elif url:
+            ttft = spec.slo.time_to_first_token
             obs = self._source(url).observe(
-                namespace, name, result.engine, result.engine_version, slo.percentile, slo.window_s
-            )
+                namespace, name, result.engine, result.engine_version, slo.percentile, slo.window_s,
+                ttft_percentile=None if ttft is None else ttft.percentile,
+            )  # fmt: skip
         else:
             obs = Observation.failed(
                 "no Prometheus URL: set the operator's --prometheus-url or spec.autoscaling.prometheusUrl",
                 time.time(),
                 slo.percentile,
             )
-        policy = PolicyConfig.from_plan(result, slo, spec.autoscaling)
+        policy = PolicyConfig.from_plan(result, slo, spec.autoscaling, spec.slo.time_to_first_token)
         probe = spec.autoscaling.probe
         if probe is not None and probe.enabled and needs_probe(obs, policy.min_samples):
             # No traffic to read latency from: time a short generation through the engine (outside the lock).

@@ -247,6 +247,8 @@ def decision_status(
     if decision.direction != "hold" and decision.desired != replicas:
         status["lastScale"] = {"at": now, "from": replicas, "to": decision.desired, "reason": decision.reason}
         events.append(EventIntent("Normal", "Scaled", decision.reason))
+    if decision.capacity_note:
+        events.append(EventIntent("Normal", "CapacityLearned", decision.capacity_note))
     return typed(status), events
 
 

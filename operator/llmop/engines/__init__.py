@@ -41,9 +41,9 @@ def query_templates(engine: Engine | str | None = None) -> list[tuple[str, str]]
     return [(f"{item.value}:{q.name}", q.template) for item in engines for q in queries(item)]
 
 
-def buckets_for(engine: Engine | str) -> tuple[float, ...]:
+def buckets_for(engine: Engine | str, version: tuple[int, int, int] | None = None) -> tuple[float, ...]:
     """Upper bounds (seconds) of the decode-latency histogram for an engine."""
-    return adapter(engine).latency_buckets_s()
+    return adapter(engine).latency_buckets_s(version)
 
 
 __all__ = ["ADAPTERS", "EngineAdapter", "Query", "adapter", "buckets_for", "queries", "query", "query_templates"]

@@ -51,6 +51,7 @@ class EngineLaunch:
     attention: AttentionChoice
     gpu_memory_utilization: float
     engine_args: tuple[str, ...] = ()  # the user's, appended after llmop's flags (some defaults depend on them)
+    version: tuple[int, int, int] | None = None  # the engine version (None: the newest llmop knows)
 
 
 Command = tuple[tuple[str, ...], tuple[str, ...], dict[str, str]]  # container command, args, env
@@ -110,11 +111,11 @@ class EngineAdapter(Protocol):
         """The PromQL set the autoscaler, dashboards and alerts read (None: the newest version)."""
         ...
 
-    def latency_buckets_s(self) -> tuple[float, ...]:
-        """Upper bounds of the decode-latency histogram the queries read."""
+    def latency_buckets_s(self, version: tuple[int, int, int] | None = None) -> tuple[float, ...]:
+        """Upper bounds of the decode-latency histogram the queries read, as llmop launches that version."""
         ...
 
-    def slo_resolution_warning(self, target_ms: float) -> str | None:
+    def slo_resolution_warning(self, target_ms: float, version: tuple[int, int, int] | None = None) -> str | None:
         """A warning when the decode-latency histogram cannot resolve `target_ms` exactly."""
         ...
 

@@ -297,13 +297,23 @@ def queries(version: Version | None) -> tuple[Query, ...]:
     )
 
 
-def latency_buckets_s() -> tuple[float, ...]:
+def latency_buckets_s(version: Version | None = None) -> tuple[float, ...]:
     return DURATION_BUCKETS_S
 
 
-def slo_resolution_warning(target_ms: float) -> str | None:
-    """TGI's geometric buckets are 1.5x apart everywhere; no per-target warning (the planner never gave one)."""
-    return None
+def slo_resolution_warning(target_ms: float, version: Version | None = None) -> str | None:
+    """TGI's geometric buckets are 1.5x apart everywhere and cannot be changed: say which edge the SLO is judged at
+    when the target is not within 0.5 ms of one."""
+    edges_ms = [edge * 1000 for edge in DURATION_BUCKETS_S]
+    if any(abs(target_ms - edge) <= 0.5 for edge in edges_ms):
+        return None
+    lower = max((edge for edge in edges_ms if edge < target_ms), default=edges_ms[0])
+    upper = min((edge for edge in edges_ms if edge > target_ms), default=lower)
+    return (
+        f"SLO {target_ms:g} ms falls inside TGI's {lower:.1f}-{upper:.1f} ms time-per-token bucket (TGI's buckets "
+        f"are fixed, 1.5x apart); the autoscaler judges it conservatively: a breach when more than the SLO's share "
+        f"of requests is above {lower:.1f} ms. A target on an edge ({lower:.1f} or {upper:.1f} ms) is judged exactly"
+    )
 
 
 def stream_tokens(

@@ -36,6 +36,41 @@ TTFT_BUCKETS_S: tuple[float, ...] = (
 )  # fmt: skip
 NEWEST: Version = (99, 0, 0)
 
+
+def _ladder(segments: tuple[tuple[float, float, float], ...], extra_s: tuple[float, ...]) -> tuple[float, ...]:
+    """Bucket edges (seconds) from (start, stop, step) segments in milliseconds (stop included) plus `extra_s`."""
+    edges: list[float] = list(extra_s)
+    for start, stop, step in segments:
+        count = round((stop - start) / step)
+        edges += [round((start + i * step) / 1000.0, 6) for i in range(count + 1)]
+    return tuple(sorted(set(edges)))
+
+
+# llmop's own ladders, rendered through --custom-histogram-buckets (vLLM >= 0.33): the percentile near any SLO
+# target is read within 1 ms up to 50 ms and 2.5 ms up to 150 ms, and the ladder does not depend on the target
+# (changing an SLO never restarts a GPU pod). ~110 edges per histogram: ITL and TPOT share the family. Every
+# default edge (ITL_BUCKETS_S) is on it, so rules written for older versions' edges read it too.
+FINE_ITL_BUCKETS_S = _ladder(
+    ((1, 50, 1), (52.5, 150, 2.5), (175, 300, 25), (400, 1000, 100)), (0.75, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0)
+)
+FINE_TTFT_BUCKETS_S = _ladder(
+    ((10, 100, 10), (125, 500, 25), (600, 2000, 100), (2250, 5000, 250)),
+    (7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0),
+)
+CUSTOM_BUCKETS_SINCE = "0.33.0"  # vllm/config/observability.py custom_histogram_buckets, checked in 0.33.0
+
+
+def fine_histograms(version: Version | None) -> bool:
+    """Whether llmop launches this version with its own fine latency ladders."""
+    return in_range(version or NEWEST, CUSTOM_BUCKETS_SINCE, None)
+
+
+def custom_buckets_json() -> str:
+    """The --custom-histogram-buckets value: vLLM's JSON mapping from bucket family to upper bounds."""
+    families = {"inter_token_latency": list(FINE_ITL_BUCKETS_S), "time_to_first_token": list(FINE_TTFT_BUCKETS_S)}
+    return json.dumps(families, separators=(",", ":"))
+
+
 OWNED_FLAGS = frozenset(
     {
         "--model",
@@ -43,6 +78,7 @@ OWNED_FLAGS = frozenset(
         "-q",
         "--tensor-parallel-size",
         "-tp",
+        "--custom-histogram-buckets",
         "--pipeline-parallel-size",
         "-pp",
         "--data-parallel-size",
@@ -194,6 +230,8 @@ def command(launch: EngineLaunch) -> Command:
     if launch.quantization_flag:
         args += ["--quantization", launch.quantization_flag]
     args += list(launch.attention.args)
+    if fine_histograms(launch.version):
+        args += ["--custom-histogram-buckets", custom_buckets_json()]
     return info.command, tuple(args), env
 
 
@@ -278,11 +316,11 @@ def queries(version: Version | None) -> tuple[Query, ...]:
     )
 
 
-def slo_resolution_warning(target_ms: float) -> str | None:
+def slo_resolution_warning(target_ms: float, version: Version | None = None) -> str | None:
     """vLLM's inter-token-latency histogram is coarse: say so when the target is not on a bucket edge."""
-    edges_ms = [edge * 1000 for edge in ITL_BUCKETS_S]
-    if any(abs(target_ms - edge) < 1e-6 for edge in edges_ms):
-        return None
+    edges_ms = [edge * 1000 for edge in latency_buckets_s(version)]
+    if any(abs(target_ms - edge) <= 0.5 for edge in edges_ms):
+        return None  # read within half a millisecond
     if target_ms < edges_ms[0]:
         return (
             f"SLO {target_ms:g} ms is below vLLM's first inter-token-latency bucket ({edges_ms[0]:g} ms): "
@@ -290,9 +328,11 @@ def slo_resolution_warning(target_ms: float) -> str | None:
         )
     lower = max(edge for edge in edges_ms if edge < target_ms)
     upper = min((edge for edge in edges_ms if edge > target_ms), default=lower)
+    why = "llmop's ladder" if fine_histograms(version) else "this version has no --custom-histogram-buckets"
     return (
-        f"SLO {target_ms:g} ms falls inside vLLM's {lower:g}-{upper:g} ms inter-token-latency bucket; the observed "
-        f"percentile is interpolated there. {lower:g} or {upper:g} ms are bucket edges and are judged exactly"
+        f"SLO {target_ms:g} ms falls inside vLLM's {lower:g}-{upper:g} ms inter-token-latency bucket ({why}); the "
+        f"autoscaler judges it conservatively: a breach when more than the SLO's share of tokens is above "
+        f"{lower:g} ms. {lower:g} or {upper:g} ms are bucket edges and are judged exactly"
     )
 
 
@@ -323,8 +363,8 @@ def stream_tokens(
     return start, stamps
 
 
-def latency_buckets_s() -> tuple[float, ...]:
-    return ITL_BUCKETS_S
+def latency_buckets_s(version: Version | None = None) -> tuple[float, ...]:
+    return FINE_ITL_BUCKETS_S if fine_histograms(version) else ITL_BUCKETS_S
 
 
 class VllmAdapter:

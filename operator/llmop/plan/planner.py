@@ -273,7 +273,7 @@ def _accepted_plan(
             )
         elif concurrency:
             step_at_target = model.step_ms(concurrency, context)
-        resolution = adapter(engine).slo_resolution_warning(slo.target_ms)
+        resolution = adapter(engine).slo_resolution_warning(slo.target_ms, version)
         if resolution:
             warnings.append(Finding("spec.slo.decodeLatency.targetMs", resolution))
     build = image_build(engine, gpu.architecture)
@@ -289,6 +289,7 @@ def _accepted_plan(
             attention=attention,
             gpu_memory_utilization=utilization,
             engine_args=tuple(spec.engine_args),
+            version=version,
         )
     )
     token = spec.model.token_secret_ref

@@ -1,0 +1,109 @@
+"""Online capacity calibration: how much heavier the real load weighs than the plan's capacity model says. Pure."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from llmop.autoscale.capacity import CapacityModel, itl_ms
+
+# The learned factor multiplies the offered load before it meets the capacity model: 1.5 means one replica
+# serves two thirds of what the plan says. Bounded: a model off by more than this is a plan to fix, not to learn.
+MIN_LOAD_SCALE = 0.5
+MAX_LOAD_SCALE = 3.0
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    """How fast and from which readings the factor is learned."""
+
+    percentile: float | None = None  # the latency the readings give: the SLO's percentile (None: the mean)
+    half_life_s: float = 180.0  # an informative reading halves the weight of what was learned before in this time
+    tick_s: float = 15.0  # the autoscaler's interval: one reading per tick
+    informative_share: float = 0.3  # a reading teaches only above floor + this share of (target - floor) ...
+    max_latency_factor: float = 2.0  # ... and below target x this (beyond, the batch is at its cap: saturated)
+    event_move: float = 0.15  # an Event when the factor moved by more than this since the last one
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One window's evidence: the per-replica load and the latency percentile it gave."""
+
+    rps_per_replica: float
+    prompt_tokens: float
+    output_tokens: float
+    latency_ms: float
+
+
+def load_scale_sample(
+    model: CapacityModel, reading: Reading, target_ms: float, floor_ms: float, settings: CalibrationSettings
+) -> tuple[float, float] | None:
+    """(factor, weight) this reading implies, or None when it says nothing about capacity.
+
+    The model's latency curve keeps its shape and is stretched along the load axis: the factor `s` solves
+    `model(rps x s) = observed`. That absorbs a slower GPU, a wrong per-token cost and the gap between the
+    model's mean and the SLO's percentile alike. Near the floor the curve is flat (any `s` fits), so a reading
+    counts only where the observed latency or the model's own figure stands clearly above the floor; the
+    weight grows with that distance."""
+    gap = target_ms - floor_ms
+    if reading.rps_per_replica <= 0 or gap <= 0 or not math.isfinite(reading.latency_ms):
+        return None
+    if reading.latency_ms > target_ms * settings.max_latency_factor:
+        return None
+    modelled = itl_ms(model, reading.rps_per_replica, reading.prompt_tokens, reading.output_tokens, settings.percentile)
+    lift = max(reading.latency_ms, min(modelled, target_ms * settings.max_latency_factor)) - floor_ms
+    share = lift / gap
+    if share < settings.informative_share:
+        return None
+    weight = min(1.0, (share - settings.informative_share) / (1.0 - settings.informative_share) + 0.25)
+    return _solve(model, reading, settings.percentile), weight
+
+
+def _solve(model: CapacityModel, reading: Reading, percentile: float | None) -> float:
+    """`s` in [MIN, MAX] with model latency at `rps x s` equal to the observed latency (bisection on log s)."""
+
+    def latency(scale: float) -> float:
+        return itl_ms(model, reading.rps_per_replica * scale, reading.prompt_tokens, reading.output_tokens, percentile)
+
+    low, high = math.log(MIN_LOAD_SCALE), math.log(MAX_LOAD_SCALE)
+    if latency(math.exp(low)) >= reading.latency_ms:
+        return MIN_LOAD_SCALE
+    if latency(math.exp(high)) <= reading.latency_ms:
+        return MAX_LOAD_SCALE
+    for _ in range(40):
+        middle = (low + high) / 2
+        if latency(math.exp(middle)) < reading.latency_ms:
+            low = middle
+        else:
+            high = middle
+    return math.exp((low + high) / 2)
+
+
+def updated_scale(previous: float | None, sample: float, weight: float, settings: CalibrationSettings) -> float:
+    """Exponential moving average in log space (a factor 2 off and a factor 1/2 off weigh alike), clamped."""
+    prior = 1.0 if previous is None else previous
+    alpha = weight * (1.0 - 0.5 ** (settings.tick_s / settings.half_life_s))
+    value = math.exp((1 - alpha) * math.log(prior) + alpha * math.log(sample))
+    return min(MAX_LOAD_SCALE, max(MIN_LOAD_SCALE, value))
+
+
+def moved(reported: float | None, scale: float, settings: CalibrationSettings) -> bool:
+    """Whether the factor moved by more than `event_move` since it was last announced (the plan: 1.0)."""
+    base = 1.0 if reported is None else reported
+    return abs(scale / base - 1.0) > settings.event_move
+
+
+def capacity_rps(
+    model: CapacityModel, scale: float, prompt: float, output: float, target_ms: float, percentile: float | None = None
+) -> float:
+    """Requests/s one replica serves with its mean ITL at `target_ms`, by the model with the load times `scale`."""
+    low, high = 0.0, 1.0
+    while itl_ms(model, high, prompt, output, percentile) <= target_ms and high < 1e6:
+        low, high = high, high * 2
+    for _ in range(40):
+        middle = (low + high) / 2
+        if itl_ms(model, middle, prompt, output, percentile) <= target_ms:
+            low = middle
+        else:
+            high = middle
+    return low / scale

@@ -1,0 +1,213 @@
+"""Online capacity calibration: the factor a reading implies, how it is learned, kept and announced."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from llmop.autoscale import calibration
+from llmop.autoscale.calibration import CalibrationSettings, Reading
+from llmop.autoscale.capacity import CapacityModel, itl_ms, mean_itl_ms
+from llmop.autoscale.metrics import Observation
+from llmop.autoscale.policy import PolicyConfig, PolicyState, decide
+
+MODEL = CapacityModel(base_ms=3.9, per_seq_ms=0.0081, per_context_ms=4.16e-5, prefill_ms_per_token=0.0325,
+                      kv_cache_tokens=500_000, max_num_seqs=256)  # fmt: skip
+SETTINGS = CalibrationSettings()
+
+
+def test_a_reading_above_the_floor_gives_the_load_factor_that_stretches_the_model_onto_it() -> None:
+    sample = calibration.load_scale_sample(MODEL, Reading(10.0, 1000, 200, 30.0), 50.0, 3.9, SETTINGS)
+    assert sample is not None
+    scale, weight = sample
+    assert scale == pytest.approx(2.0105, abs=1e-4)
+    assert mean_itl_ms(MODEL, 10.0 * scale, 1000, 200) == pytest.approx(30.0, abs=1e-6)
+    assert weight == pytest.approx((26.1 / 46.1 - 0.3) / 0.7 + 0.25, abs=1e-9)  # 0.6302
+
+
+def test_readings_near_the_floor_or_saturated_teach_nothing() -> None:
+    assert calibration.load_scale_sample(MODEL, Reading(10.0, 1000, 200, 5.0), 50.0, 3.9, SETTINGS) is None
+    assert calibration.load_scale_sample(MODEL, Reading(10.0, 1000, 200, 120.0), 50.0, 3.9, SETTINGS) is None
+    assert calibration.load_scale_sample(MODEL, Reading(0.0, 1000, 200, 30.0), 50.0, 3.9, SETTINGS) is None
+
+
+def test_the_factor_is_bounded() -> None:
+    # The model says 14 ms at 17 req/s, the replica reads 4.5 ms against a 5 ms target: far lighter, clamped.
+    low = calibration.load_scale_sample(MODEL, Reading(17.0, 1000, 200, 4.5), 5.0, 3.9, SETTINGS)
+    assert low == (calibration.MIN_LOAD_SCALE, 1.0)
+    high = calibration.load_scale_sample(MODEL, Reading(0.5, 1000, 200, 90.0), 50.0, 3.9, SETTINGS)
+    assert high == (calibration.MAX_LOAD_SCALE, 1.0)
+
+
+def test_learning_is_a_weighted_moving_average_in_log_space() -> None:
+    alpha = 1 - 0.5 ** (15 / 180)
+    assert calibration.updated_scale(None, 1.5, 1.0, SETTINGS) == pytest.approx(math.exp(alpha * math.log(1.5)))
+    assert calibration.updated_scale(1.2, 0.5, 0.5, SETTINGS) == pytest.approx(
+        math.exp((1 - alpha / 2) * math.log(1.2) + alpha / 2 * math.log(0.5))
+    )
+    value = None
+    for _ in range(12):  # 180 s of full-weight readings: half the way there, in log space
+        value = calibration.updated_scale(value, 2.0, 1.0, SETTINGS)
+    assert value == pytest.approx(math.sqrt(2.0), rel=1e-9)
+
+
+def test_capacity_per_replica_shrinks_by_the_factor() -> None:
+    planned = calibration.capacity_rps(MODEL, 1.0, 1000, 200, 45.0)
+    assert planned == pytest.approx(21.1068, abs=1e-3)
+    assert calibration.capacity_rps(MODEL, 1.5, 1000, 200, 45.0) == pytest.approx(planned / 1.5, rel=1e-9)
+
+
+def test_an_event_only_when_the_factor_moved_more_than_15_percent_since_the_last() -> None:
+    assert not calibration.moved(None, 1.15, SETTINGS)
+    assert calibration.moved(None, 1.151, SETTINGS)
+    assert calibration.moved(1.5, 1.27, SETTINGS) and not calibration.moved(1.5, 1.3, SETTINGS)
+
+
+CONFIG = PolicyConfig(target_ms=50.0, percentile=95, min_replicas=1, max_replicas=8, capacity_per_replica=126,
+                      decode_floor_ms=3.9, capacity_model=MODEL, window_s=120.0)  # fmt: skip
+
+
+def reading(at: float, rps: float, latency: float) -> Observation:
+    return Observation(latency, 50_000, rps * 0.2, 0.0, 0.3, at, request_rate=rps, mean_prompt_tokens=1000,
+                       mean_output_tokens=200, waiting_growth_rps=0.0)  # fmt: skip
+
+
+def test_the_policy_learns_from_a_steady_fleet_keeps_it_in_status_and_announces_it_once() -> None:
+    # 4 replicas at 40 req/s (10 per replica) read a p95 of 45 ms where the plan's model says 37 ms.
+    state, notes = PolicyState(), []
+    for tick in range(40):
+        decision = decide(CONFIG, state, reading(tick * 15.0, 40.0, 45.0), 4, 4, tick * 15.0)
+        state = decision.state
+        notes.append(decision.capacity_note)
+    assert state.load_scale == pytest.approx(1.9313, abs=1e-4)
+    announced = [(i, n) for i, n in enumerate(notes) if n]
+    assert [i for i, _ in announced] == [3, 8, 15, 27]  # each time it moved > 15 % since the last announcement
+    assert announced[0][1] == (
+        "learned capacity: the load weighs x1.16 against the plan's capacity model (was x1.00): one replica serves "
+        "17.86 req/s at the observed lengths (plan: 20.77)"
+    )
+    assert decision.reason == "holding 4: p95 TPOT 45 ms; 40.0 req/s needs 4 replicas by the capacity model"
+    stored = state.to_dict()["capacity"]
+    assert stored == {"loadScale": round(state.load_scale, 3), "announcedScale": round(state.announced_scale or 0, 3)}
+    resumed = PolicyState.from_dict(state.to_dict())
+    assert resumed.load_scale == pytest.approx(state.load_scale, abs=5e-4)
+
+
+def test_the_percentile_model_has_the_prefill_cliff() -> None:
+    # 8 req/s: prefill steps are under 5 % of steps, the p95 is an ordinary step (the mean bounds it); at 10 req/s
+    # they are over 5 % and the p95 is a step carrying a 1000-token prefill (32.5 ms) on top of the decode step.
+    assert itl_ms(MODEL, 8.0, 1000, 200, 95) == pytest.approx(mean_itl_ms(MODEL, 8.0, 1000, 200))
+    assert itl_ms(MODEL, 8.0, 1000, 200, 95) == pytest.approx(5.9649, abs=1e-4)
+    decode_step = mean_itl_ms(MODEL, 10.0, 1000, 200) * (1 - 10.0 * 1000 * 0.0325 / 1000)
+    assert itl_ms(MODEL, 10.0, 1000, 200, 95) == pytest.approx(decode_step + 32.5, abs=1e-9)
+    assert itl_ms(MODEL, 10.0, 1000, 200, 95) == pytest.approx(37.1406, abs=1e-4)
+    assert itl_ms(MODEL, 10.0, 1000, 200, 50) == pytest.approx(mean_itl_ms(MODEL, 10.0, 1000, 200))
+
+
+def test_no_learning_while_the_window_holds_another_replica_count_or_a_queue() -> None:
+    after_scale = replace(PolicyState(), last_scale_at=0.0, last_scale_direction="up")
+    decision = decide(CONFIG, after_scale, reading(60.0, 40.0, 30.0), 4, 4, 60.0)
+    assert decision.state.load_scale is None
+    starting = decide(CONFIG, PolicyState(), reading(0.0, 40.0, 30.0), 5, 4, 0.0)
+    assert starting.state.load_scale is None
+    queued = Observation(30.0, 50_000, 8.0, 3.0, 0.3, 0.0, request_rate=40.0, mean_prompt_tokens=1000,
+                         mean_output_tokens=200, waiting_growth_rps=0.0)  # fmt: skip
+    assert decide(CONFIG, PolicyState(), queued, 4, 4, 0.0).state.load_scale is None
+    off = replace(CONFIG, calibration=None)
+    assert decide(off, PolicyState(), reading(0.0, 40.0, 30.0), 4, 4, 0.0).state.load_scale is None
+
+
+def test_a_learned_factor_raises_the_replicas_the_capacity_model_asks_for() -> None:
+    # 60 req/s on 2 replicas reading 20 ms: the plan's model says 3 replicas hold it under 45 ms (50 - 10 %);
+    # with the load weighing x2 it takes 6. Both after the up window; learning off, so the factor stays put.
+    fixed = replace(CONFIG, calibration=None)
+    for state, wanted in ((PolicyState(), 3), (replace(PolicyState(), load_scale=2.0), 6)):
+        for now in (0.0, 15.0, 30.0):
+            decision = decide(fixed, state, reading(now, 60.0, 20.0), 2, 2, now)
+            state = decision.state
+        assert decision.desired == wanted, decision.reason
+
+
+# -- queue, TTFT and the scale-in hold ------------------------------------------------------------------------------
+
+STEADY = replace(CONFIG, calibration=None)
+
+
+def queued(at: float, waiting: float, ttft_ms: float | None = None) -> Observation:
+    return Observation(20.0, 50_000, 40.0, waiting, 0.3, at, request_rate=20.0, mean_prompt_tokens=1000,
+                       mean_output_tokens=200, waiting_growth_rps=0.0, ttft_ms=ttft_ms)  # fmt: skip
+
+
+def test_a_queue_on_every_replica_is_pressure_even_when_latency_and_model_say_fine() -> None:
+    state, decisions = PolicyState(), []
+    for now in (0.0, 15.0, 30.0):
+        decision = decide(STEADY, state, queued(now, 4.0), 4, 4, now)
+        state = decision.state
+        decisions.append(decision)
+    assert [d.desired for d in decisions] == [4, 4, 5]
+    assert decisions[-1].reason == "scaled 4 -> 5: 4 requests waiting on 4 ready for 30 s (one more replica)"
+    three_waiting = decide(STEADY, replace(PolicyState(), breach_since=0.0), queued(30.0, 3.0), 4, 4, 30.0)
+    assert three_waiting.direction == "hold" and "waiting on" not in three_waiting.reason
+
+
+def test_a_ttft_objective_above_target_is_pressure() -> None:
+    with_ttft = replace(STEADY, ttft_target_ms=2000.0, ttft_percentile=95.0)
+    state = PolicyState()
+    for now in (0.0, 15.0, 30.0):
+        decision = decide(with_ttft, state, queued(now, 0.0, ttft_ms=2500.0), 4, 4, now)
+        state = decision.state
+    assert decision.desired == 5
+    assert decision.reason == "scaled 4 -> 5: p95 TTFT 2500 ms > SLO 2000 ms for 30 s (one more replica)"
+    calm = decide(with_ttft, PolicyState(), queued(0.0, 0.0, ttft_ms=1500.0), 4, 4, 0.0)
+    assert calm.direction == "hold" and "TTFT" not in calm.reason
+    without = decide(STEADY, replace(PolicyState(), breach_since=0.0), queued(30.0, 0.0, ttft_ms=2500.0), 4, 4, 30.0)
+    assert without.direction == "hold"  # no TTFT objective: TTFT alone is not pressure
+
+
+def test_a_scale_in_that_had_to_be_undone_holds_the_restored_count() -> None:
+    after_down = replace(PolicyState(), last_scale_at=0.0, last_scale_direction="down", breach_since=100.0)
+    up = decide(STEADY, after_down, queued(200.0, 8.0), 3, 3, 200.0)
+    assert up.desired == 4 and up.state.hold_floor == 4 and up.state.hold_until == 200.0 + STEADY.flap_hold_s
+    assert up.reason.endswith("; no scale-in below 4 for 900 s")
+    idle = Observation(5.0, 50_000, 2.0, 0.0, 0.1, 0.0, request_rate=1.0, mean_prompt_tokens=1000,
+                       mean_output_tokens=200, waiting_growth_rps=0.0)  # fmt: skip
+    held = replace(up.state, headroom_since=0.0, last_scale_at=0.0)
+    inside = decide(STEADY, held, replace(idle, observed_at=1000.0), 4, 4, 1000.0)
+    assert inside.direction == "hold"
+    assert inside.reason.startswith("holding 4: a scale-in below 4 had to be undone; none below it until ")
+    after = decide(STEADY, held, replace(idle, observed_at=1200.0), 4, 4, 1200.0)
+    assert after.direction == "down" and after.desired == 3 and after.state.hold_floor is None
+    resumed = PolicyState.from_dict(up.state.to_dict())
+    assert (resumed.hold_floor, resumed.hold_until) == (4, 200.0 + STEADY.flap_hold_s)
+
+
+def test_a_target_inside_a_coarse_bucket_is_judged_at_the_edge_below() -> None:
+    # vLLM's default 25/50 ms buckets, a 40 ms target: 10 % of tokens above 25 ms interpolates to a p95 of 37.5 ms,
+    # under the SLO; judged at the 25 ms edge it is a breach (more than 5 % are above it).
+    coarse = replace(STEADY, target_ms=40.0, coarse_edge_ms=25.0)
+    buckets = ((0.01, 0.0), (0.025, 90.0), (0.05, 100.0), (math.inf, 100.0))
+    observation = replace(queued(0.0, 0.0), latency_ms=37.5, buckets=buckets)
+    assert observation.share_above(0.025) == pytest.approx(0.1)
+    decision = decide(coarse, PolicyState(), observation, 4, 4, 0.0)
+    assert decision.slo_met is False
+    assert decision.reason == (
+        "holding 4: p95 TPOT 38 ms (10.0% of tokens above the 25 ms edge below the SLO) > SLO 40 ms but the load "
+        "fits 4 by the capacity model for 0 s (< 120 s)"
+    )
+    fine = replace(observation, buckets=((0.01, 0.0), (0.025, 96.0), (0.05, 100.0), (math.inf, 100.0)))
+    assert decide(coarse, PolicyState(), fine, 4, 4, 0.0).slo_met is True
+
+
+def test_the_plan_says_which_read_applies() -> None:
+    from llmop.autoscale.policy import coarse_edge_ms
+    from llmop_dev.specs import load_spec
+
+    bench = Path(__file__).resolve().parents[2] / "bench" / "specs"
+    _, tgi = load_spec(str(bench / "llama31-8b-awq-l4-tgi.yaml"))
+    assert coarse_edge_ms(tgi, 60.0) == pytest.approx(43.789389038085936, rel=1e-12)  # TGI's x1.5 ladder
+    _, vllm = load_spec(str(bench / "llama31-8b-fp8-l40s-vllm.yaml"))
+    assert coarse_edge_ms(vllm, 45.0) is None and coarse_edge_ms(vllm, 45.3) is None
+    assert coarse_edge_ms(vllm, 45.7) is None  # within 0.5 ms of the 46 ms edge
