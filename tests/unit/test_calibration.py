@@ -108,16 +108,22 @@ def test_the_percentile_model_has_the_prefill_cliff() -> None:
 
 
 def test_no_learning_while_the_window_holds_another_replica_count_or_a_queue() -> None:
-    after_scale = replace(PolicyState(), last_scale_at=0.0, last_scale_direction="up")
-    decision = decide(CONFIG, after_scale, reading(60.0, 40.0, 30.0), 4, 4, 60.0)
-    assert decision.state.load_scale is None
-    starting = decide(CONFIG, PolicyState(), reading(0.0, 40.0, 30.0), 5, 4, 0.0)
-    assert starting.state.load_scale is None
-    queued = Observation(30.0, 50_000, 8.0, 3.0, 0.3, 0.0, request_rate=40.0, mean_prompt_tokens=1000,
+    after_scale_in = replace(PolicyState(), last_scale_at=0.0, last_scale_direction="down")
+    assert decide(CONFIG, after_scale_in, reading(60.0, 40.0, 30.0), 4, 4, 60.0).state.load_scale is None
+    newly_ready = replace(PolicyState(), ready_changed_at=0.0)
+    assert decide(CONFIG, newly_ready, reading(60.0, 40.0, 30.0), 4, 4, 60.0).state.load_scale is None
+    queued = Observation(30.0, 50_000, 8.0, 4.0, 0.3, 0.0, request_rate=40.0, mean_prompt_tokens=1000,
                          mean_output_tokens=200, waiting_growth_rps=0.0)  # fmt: skip
-    assert decide(CONFIG, PolicyState(), queued, 4, 4, 0.0).state.load_scale is None
+    assert decide(CONFIG, PolicyState(), queued, 4, 4, 0.0).state.load_scale is None  # a queue on every replica
     off = replace(CONFIG, calibration=None)
     assert decide(off, PolicyState(), reading(0.0, 40.0, 30.0), 4, 4, 0.0).state.load_scale is None
+
+
+def test_a_scale_up_in_flight_keeps_the_window_of_the_ready_replicas() -> None:
+    # 5 wanted, 4 ready: the window is the 4 ready replicas' (10 req/s each), so the breach still teaches.
+    after_scale_up = replace(PolicyState(), last_scale_at=0.0, last_scale_direction="up")
+    learned = decide(CONFIG, after_scale_up, reading(60.0, 40.0, 45.0), 5, 4, 60.0).state.load_scale
+    assert learned == pytest.approx(calibration.updated_scale(None, 2.0765, 1.0, SETTINGS), abs=1e-4)  # x1.0419
 
 
 def test_a_learned_factor_raises_the_replicas_the_capacity_model_asks_for() -> None:
@@ -211,3 +217,16 @@ def test_the_plan_says_which_read_applies() -> None:
     _, vllm = load_spec(str(bench / "llama31-8b-fp8-l40s-vllm.yaml"))
     assert coarse_edge_ms(vllm, 45.0) is None and coarse_edge_ms(vllm, 45.3) is None
     assert coarse_edge_ms(vllm, 45.7) is None  # within 0.5 ms of the 46 ms edge
+
+
+def test_no_scale_in_while_ttft_is_within_20_percent_of_its_objective() -> None:
+    with_ttft = replace(STEADY, ttft_target_ms=2000.0, ttft_percentile=95.0, scale_down_stabilization_s=0.0)
+    light = Observation(5.0, 50_000, 2.0, 0.0, 0.1, 0.0, request_rate=1.0, mean_prompt_tokens=1000,
+                        mean_output_tokens=200, waiting_growth_rps=0.0, ttft_ms=1700.0)  # fmt: skip
+    held = decide(with_ttft, PolicyState(), light, 4, 4, 0.0)
+    assert held.direction == "hold"
+    assert (
+        held.reason
+        == "holding 4: the load has fit 3 for 0 s, but TTFT 1700 ms > 1600 ms (20% under its SLO) (p95 TPOT 5.0 ms)"
+    )
+    assert decide(with_ttft, PolicyState(), replace(light, ttft_ms=1500.0), 4, 4, 0.0).desired == 3

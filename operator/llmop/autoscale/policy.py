@@ -233,6 +233,7 @@ class _Reading:
     scale: float = 1.0  # the learned load factor (calibration): the model sees the load times this
     batch_cap: float | None = None  # the learned batch limit per replica (calibration)
     over_edge: bool = False  # a coarse histogram: more than the SLO's share of tokens is above the edge below target
+    ttft_ms: float | None = None  # the TTFT objective's percentile over the window
 
     def model(self, config: PolicyConfig) -> CapacityModel | None:
         """The plan's capacity model with the learned batch limit."""
@@ -304,7 +305,7 @@ def _read(config: PolicyConfig, obs: Observation) -> tuple[_Reading, str]:
         if share is not None and share > 1.0 - config.percentile / 100.0 + 1e-12:
             over_edge = True
             label += f" ({share:.1%} of tokens above the {_ms(config.coarse_edge_ms)} edge below the SLO)"
-    return _Reading(obs.latency_ms, label, demand, waiting, over_edge=over_edge, **load), "ok"
+    return _Reading(obs.latency_ms, label, demand, waiting, over_edge=over_edge, ttft_ms=obs.ttft_ms, **load), "ok"
 
 
 def _trend(config: PolicyConfig, state: PolicyState, reading: _Reading, now: float) -> tuple[PolicyState, _Reading]:
@@ -405,15 +406,21 @@ def decide(
 def _calibrate(
     config: PolicyConfig, state: PolicyState, reading: _Reading, current: int, ready: int, now: float
 ) -> PolicyState:
-    """Learn the load factor from this window, when the window describes the replicas that are ready now."""
+    """Learn the load factor from this window, when the window describes the replicas that are ready now.
+
+    A replica still starting does not serve, so a scale-up's window stays valid until the new replica is ready;
+    a scale-in or a readiness change spoils it for one window. A queue on every replica is the batch limit's
+    evidence (`_learn_batch_cap`), not the latency curve's."""
     settings, model = config.calibration, config.capacity_model
     if settings is None or model is None or reading.latency is None or reading.probed or reading.rps is None:
         return state
-    if ready <= 0 or ready != current or reading.waiting > 0:
+    if ready <= 0 or reading.waiting >= ready:
         return state
-    for changed in (state.ready_changed_at, state.last_scale_at):
-        if changed is not None and now - changed < config.window_s:
-            return state  # the window still holds another replica count
+    if state.ready_changed_at is not None and now - state.ready_changed_at < config.window_s:
+        return state  # the window still holds another replica count
+    scaled_in = state.last_scale_direction == "down" and state.last_scale_at is not None
+    if scaled_in and now - (state.last_scale_at or now) < config.window_s:
+        return state
     evidence = calibration.Reading(reading.rps / ready, reading.prompt, reading.output, reading.latency)
     settings = replace(settings, percentile=config.model_percentile)
     sample = calibration.load_scale_sample(model, evidence, config.target_ms, config.decode_floor_ms, settings)
@@ -617,6 +624,9 @@ def _headroom(config: PolicyConfig, reading: _Reading, ready: int, current: int,
         return idle, "no requests" if idle else "requests in flight"
     if reading.waiting > 0:
         return False, f"{reading.waiting:.0f} requests waiting"
+    ttft_limit = None if config.ttft_target_ms is None else config.ttft_target_ms * (1 - 2 * config.tolerance)
+    if ttft_limit is not None and reading.ttft_ms is not None and reading.ttft_ms > ttft_limit:
+        return False, f"TTFT {_ms(reading.ttft_ms)} > {_ms(ttft_limit)} ({2 * config.tolerance:.0%} under its SLO)"
     if reading.over_edge:
         edge = _ms(config.coarse_edge_ms or 0.0)
         return False, f"more than {100 - config.percentile:g} % of tokens above the {edge} edge"
