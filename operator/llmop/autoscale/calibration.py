@@ -9,7 +9,11 @@ from llmop.autoscale.capacity import CapacityModel, itl_ms
 
 # The learned factor multiplies the offered load before it meets the capacity model: 1.5 means one replica
 # serves two thirds of what the plan says. Bounded: a model off by more than this is a plan to fix, not to learn.
-MIN_LOAD_SCALE = 0.5
+# Learning only corrects optimism (the factor never goes below 1): in the benchmark grid, letting it also go
+# below 1 (to x0.5) was worse or equal in every spec and GPU speed (BENCHMARKS.md, `calibration-both-ways`),
+# since the windows that say "lighter than planned" come from the flat part of the latency curve, before its
+# cliff.
+MIN_LOAD_SCALE = 1.0
 MAX_LOAD_SCALE = 3.0
 
 
