@@ -47,21 +47,28 @@ def summary(cells: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _base(name: str) -> str:
+    """The row an ablation changes one thing of: `llmop a b` against `llmop a`, `llmop a` against `llmop`."""
+    return name.rsplit(" ", 1)[0]
+
+
 def ablations(cells: list[dict[str, Any]]) -> list[str]:
     """llmop against itself with one setting changed (`bench/autoscale.py --rerun llmop --set FIELD=VALUE`): per
-    setting, spec and gpu-speed, means over the cells that have both rows."""
+    setting, spec and gpu-speed, means over the cells that have both rows. A row named `llmop a b` is compared
+    with `llmop a` (b changed on top of a), so every line is one change."""
     names = sorted({r["policy"] for c in cells for r in c["rows"] if r["policy"].startswith("llmop ")})
     if not names:
         return []
     lines = [
-        "| llmop with | spec | gpu-speed | cells | SLO-min % / GPU-h | default llmop | frontier gap (default) "
-        "| dominates hpa+keda (default) |",
+        "| llmop with | spec | gpu-speed | cells | SLO-min % / GPU-h | compared with | frontier gap (compared) "
+        "| dominates hpa+keda (compared) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name in names:
         groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
         for cell in cells:
-            if any(r["policy"] == name for r in cell["rows"]):
+            policies = {r["policy"] for r in cell["rows"]}
+            if name in policies and _base(name) in policies:
                 groups.setdefault((cell["spec"], cell["gpu_speed"]), []).append(cell)
         for (spec, speed), group in sorted(groups.items()):
 
@@ -78,9 +85,10 @@ def ablations(cells: list[dict[str, Any]]) -> list[str]:
                 rows = [{r["policy"]: r for r in c["rows"]} for c in group]
                 return sum(suite.dominates(r[policy], r[b]) for r in rows for b in ("hpa", "keda"))
 
+            base = _base(name)
             lines.append(
                 f"| `{name[len('llmop ') :]}` | {spec} | {speed:g} | {len(group)} | {mean_of(name)} | "
-                f"{mean_of('llmop')} | {gap(name)} ({gap('llmop')}) | {wins(name)} ({wins('llmop')}) of "
+                f"`{base}` {mean_of(base)} | {gap(name)} ({gap(base)}) | {wins(name)} ({wins(base)}) of "
                 f"{2 * len(group)} |"
             )
     return lines
