@@ -92,12 +92,12 @@ def test_examples_apply_and_admission_refuses_bad_input(control_plane: Any, crd:
     assert "spec.model: Required value" in out
     columns = kubectl(control_plane, "get", "llmd", "-n", namespace)
     rows = columns.strip().split("\n")
-    assert rows[0].split() == ["NAME", "GPU", "REPLICAS", "READY", "TPOT", "SLO", "PHASE", "AGE"]
+    assert rows[0].split() == ["NAME", "GPU", "REPLICAS", "READY", "TPOT", "SLO", "SLOMET", "PHASE", "AGE"]
     assert len(rows) == 1 + len(list((ROOT / "examples").glob("*.yaml")))
     assert max(len(row.rstrip()) for row in rows) < 100, columns  # the examples' longest model id is in -o wide
     wide = kubectl(control_plane, "get", "llmd", "-n", namespace, "-o", "wide").split("\n")[0].split()
     assert wide == ["NAME", "MODEL", "ENGINE", "QUANT", "GPU", "REPLICAS", "DESIRED", "READY", "TPOT", "PCTL", "SLO",
-                    "PHASE", "REASON", "AGE"]  # fmt: skip
+                    "SLOMET", "PHASE", "REASON", "AGE"]  # fmt: skip
 
 
 def test_create_schedules_on_matching_gpus_and_reports_available(

@@ -61,8 +61,9 @@ def test_scale_subresource_replicas_rule_and_printer_columns() -> None:
     assert schema["properties"]["status"]["properties"]["selector"]["type"] == "string"
     columns = {c["name"]: (c["jsonPath"], c.get("priority", 0)) for c in version["additionalPrinterColumns"]}
     assert [name for name, (_, priority) in columns.items() if priority == 0] == [
-        "GPU", "Replicas", "Ready", "TPOT", "SLO", "Phase", "Age"]  # fmt: skip
+        "GPU", "Replicas", "Ready", "TPOT", "SLO", "SLOMet", "Phase", "Age"]  # fmt: skip
     assert [name for name, (_, priority) in columns.items() if priority == 1] == [
         "Model", "Engine", "Quant", "Desired", "Pctl", "Reason"]  # fmt: skip
     assert columns["TPOT"][0] == ".status.decodeLatency.observedMs"  # any percentile, and the probe's readings
     assert columns["Reason"][0] == '.status.conditions[?(@.type=="Ready")].reason'
+    assert columns["SLOMet"][0] == '.status.conditions[?(@.type=="SLOMet")].status'  # a breach at a glance

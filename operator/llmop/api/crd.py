@@ -13,6 +13,7 @@ from llmop.api.status import LLMDeploymentStatus
 _DROP_KEYS = {"title", "additionalProperties", "$defs"}
 
 READY_REASON = '.status.conditions[?(@.type=="Ready")].reason'
+SLO_MET = '.status.conditions[?(@.type=="SLOMet")].status'
 WIDE = 1  # printer column priority: shown by `kubectl get -o wide` only, so default rows stay under ~100 characters
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [
@@ -31,6 +32,12 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     },
     {"name": "Pctl", "type": "integer", "jsonPath": ".status.decodeLatency.percentile", "priority": WIDE},
     {"name": "SLO", "type": "number", "jsonPath": ".spec.slo.decodeLatency.targetMs", "description": "ms"},
+    {
+        "name": "SLOMet",
+        "type": "string",
+        "jsonPath": SLO_MET,
+        "description": "False while the decode-latency SLO is breached (the SLOMet condition), whatever the Phase",
+    },
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Reason", "type": "string", "jsonPath": READY_REASON, "priority": WIDE},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
