@@ -14,6 +14,7 @@ from llmop.autoscale.capacity import CapacityModel, itl_ms, replicas_for
 from llmop.autoscale.metrics import Observation
 from llmop.catalog.versions import parse_version
 from llmop.engines import buckets_for
+from llmop.engines.base import bucket_around
 from llmop.plan.types import Plan
 
 Direction = Literal["up", "down", "hold"]
@@ -88,11 +89,8 @@ class PolicyConfig:
 def coarse_edge_ms(plan: Plan, target_ms: float) -> float | None:
     """The bucket edge at or below the target when the engine's histogram has none within 0.5 ms of it."""
     version = parse_version(plan.engine_version) if plan.engine_version else None
-    edges_ms = [edge * 1000 for edge in buckets_for(plan.engine, version)]
-    if any(abs(edge - target_ms) <= 0.5 for edge in edges_ms):
-        return None
-    below = [edge for edge in edges_ms if edge < target_ms]
-    return max(below) if below else None
+    bucket = bucket_around(buckets_for(plan.engine, version), target_ms)
+    return None if bucket is None else bucket[0]
 
 
 def _iso(value: float | None) -> str | None:

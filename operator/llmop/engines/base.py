@@ -125,3 +125,17 @@ class EngineAdapter(Protocol):
         """Stream a short generation through the engine's API: `time.perf_counter()` when the request was sent,
         and at each token's arrival."""
         ...
+
+
+EXACT_WITHIN_MS = 0.5  # a target this close to a bucket edge is read at that edge
+
+
+def bucket_around(edges_s: tuple[float, ...], target_ms: float) -> tuple[float | None, float | None] | None:
+    """The histogram bucket a latency target falls in, as (edge below, edge above) in ms (None past either end);
+    None when an edge lies within EXACT_WITHIN_MS of the target, so the percentile is read there exactly."""
+    edges_ms = [edge * 1000 for edge in edges_s]
+    if any(abs(target_ms - edge) <= EXACT_WITHIN_MS for edge in edges_ms):
+        return None
+    lower = max((edge for edge in edges_ms if edge < target_ms), default=None)
+    upper = min((edge for edge in edges_ms if edge > target_ms), default=None)
+    return lower, upper

@@ -19,6 +19,7 @@ from llmop.engines.base import (
     Command,
     EngineLaunch,
     RuleBreak,
+    bucket_around,
 )
 from llmop.engines.flags import FlagTable, clap_table
 from llmop.engines.promql import BY, Query, counter_rate, gauge_sum, growth, mean_of, quantile_of
@@ -304,11 +305,11 @@ def latency_buckets_s(version: Version | None = None) -> tuple[float, ...]:
 def slo_resolution_warning(target_ms: float, version: Version | None = None) -> str | None:
     """TGI's geometric buckets are 1.5x apart everywhere and cannot be changed: say which edge the SLO is judged at
     when the target is not within 0.5 ms of one."""
-    edges_ms = [edge * 1000 for edge in DURATION_BUCKETS_S]
-    if any(abs(target_ms - edge) <= 0.5 for edge in edges_ms):
+    bucket = bucket_around(DURATION_BUCKETS_S, target_ms)
+    if bucket is None:
         return None
-    lower = max((edge for edge in edges_ms if edge < target_ms), default=edges_ms[0])
-    upper = min((edge for edge in edges_ms if edge > target_ms), default=lower)
+    lower = DURATION_BUCKETS_S[0] * 1000 if bucket[0] is None else bucket[0]
+    upper = lower if bucket[1] is None else bucket[1]
     return (
         f"SLO {target_ms:g} ms falls inside TGI's {lower:.1f}-{upper:.1f} ms time-per-token bucket (TGI's buckets "
         f"are fixed, 1.5x apart); the autoscaler judges it conservatively: a breach when more than the SLO's share "

@@ -22,6 +22,7 @@ from llmop.engines.base import (
     Command,
     EngineLaunch,
     RuleBreak,
+    bucket_around,
 )
 from llmop.engines.flags import FlagTable, argparse_table, human_int
 from llmop.engines.promql import BY, Query, counter_rate, gauge_sum, growth, mean_of, quantile_of
@@ -318,16 +319,17 @@ def queries(version: Version | None) -> tuple[Query, ...]:
 
 def slo_resolution_warning(target_ms: float, version: Version | None = None) -> str | None:
     """vLLM's inter-token-latency histogram is coarse: say so when the target is not on a bucket edge."""
-    edges_ms = [edge * 1000 for edge in latency_buckets_s(version)]
-    if any(abs(target_ms - edge) <= 0.5 for edge in edges_ms):
-        return None  # read within half a millisecond
-    if target_ms < edges_ms[0]:
+    bucket = bucket_around(latency_buckets_s(version), target_ms)
+    if bucket is None:
+        return None
+    lower, upper = bucket
+    if lower is None:
+        first = upper
         return (
-            f"SLO {target_ms:g} ms is below vLLM's first inter-token-latency bucket ({edges_ms[0]:g} ms): "
-            f"Prometheus cannot resolve latencies under {edges_ms[0]:g} ms, so the SLO is judged at that edge"
+            f"SLO {target_ms:g} ms is below vLLM's first inter-token-latency bucket ({first:g} ms): "
+            f"Prometheus cannot resolve latencies under {first:g} ms, so the SLO is judged at that edge"
         )
-    lower = max(edge for edge in edges_ms if edge < target_ms)
-    upper = min((edge for edge in edges_ms if edge > target_ms), default=lower)
+    upper = lower if upper is None else upper
     why = "llmop's ladder" if fine_histograms(version) else "this version has no --custom-histogram-buckets"
     return (
         f"SLO {target_ms:g} ms falls inside vLLM's {lower:g}-{upper:g} ms inter-token-latency bucket ({why}); the "
