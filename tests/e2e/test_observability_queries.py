@@ -60,6 +60,9 @@ def test_every_panel_and_rule_returns_data(stack: LocalStack, kube: client.ApiCl
     assert not empty, f"no data for: {empty}"
     refused = query(url, 'sum by (llmdeployment) (llmop_plan_refusals_total{llmdeployment="nf4-on-vllm"})')
     assert refused and float(refused[0]["value"][1]) >= 1
-    for engine_metric in ("vllm:inter_token_latency_seconds_bucket", "tgi_batch_inference_duration_bucket"):
+    # Prometheus 2.x negotiated OpenMetrics with the simulated vLLM pods, which escaped `:` as vLLM's
+    # prometheus_client does: every panel and rule above read the `vllm_` names.
+    for engine_metric in ("vllm_inter_token_latency_seconds_bucket", "tgi_batch_inference_duration_bucket"):
         series = query(url, f'count({engine_metric}{{namespace="{namespace}"}})')
         assert series and float(series[0]["value"][1]) > 0, engine_metric
+    assert query(url, f'count({{__name__=~"vllm:.+", namespace="{namespace}"}})') == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -127,6 +128,19 @@ def test_template_with_monitoring_api(helm: Helm) -> None:
     meta_label = "__meta_kubernetes_pod_label_" + "".join(c if c.isalnum() else "_" for c in SELECTOR_LABEL)
     assert {"action": "replace", "sourceLabels": [meta_label], "targetLabel": DEPLOYMENT} in relabelings
     assert {r["targetLabel"] for r in relabelings} >= {"namespace", "pod", DEPLOYMENT}
+    # vLLM's names keep their colons: text 0.0.4 asked for first, and a rename where OpenMetrics escaped them
+    assert pods["spec"]["scrapeProtocols"] == ["PrometheusText0.0.4", "OpenMetricsText1.0.0"]
+    [rename] = pods["spec"]["podMetricsEndpoints"][0]["metricRelabelings"]
+    assert (rename["action"], rename["sourceLabels"], rename["targetLabel"]) == ("replace", ["__name__"], "__name__")
+    renamed = {
+        name: re.sub(f"^(?:{rename['regex']})$", rename["replacement"].replace("$1", r"\1"), name)
+        for name in ("vllm_inter_token_latency_seconds_bucket", "vllm:num_requests_running", "tgi_queue_size")
+    }
+    assert renamed == {
+        "vllm_inter_token_latency_seconds_bucket": "vllm:inter_token_latency_seconds_bucket",
+        "vllm:num_requests_running": "vllm:num_requests_running",
+        "tgi_queue_size": "tgi_queue_size",
+    }
     [configmap] = kinds["ConfigMap"]
     assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
 

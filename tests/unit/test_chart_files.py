@@ -87,6 +87,7 @@ def _known_metrics() -> set[str]:
     known |= {"vllm:request_success_total", "vllm:generation_tokens_total", "vllm:num_requests_running"}
     known |= {"vllm:num_requests_waiting", "vllm:kv_cache_usage_perc", "tgi_request_success", "tgi_queue_size"}
     known |= {"tgi_request_generated_tokens_sum", "tgi_batch_current_size"}
+    known |= {name.replace("vllm:", "vllm_") for name in known if name.startswith("vllm:")}  # escaped by OpenMetrics
     known |= {
         queries.DESIRED_REPLICAS,
         queries.READY_REPLICAS,
@@ -109,8 +110,12 @@ def test_every_expression_selects_only_known_metrics() -> None:
     expressions = alerts.expressions() + dashboard.expressions()
     assert len(expressions) > 30
     for where, expr in expressions:
-        unknown = _metric_names(expr) - known
+        names = _metric_names(expr)
+        unknown = names - known
         assert not unknown, f"{where}: unknown metric(s) {sorted(unknown)} in {expr}"
+        colon = {name.replace(":", "_") for name in names if name.startswith("vllm:")}
+        escaped = {name for name in names if name.startswith("vllm_")}
+        assert colon == escaped, f"{where} reads vLLM's names in one form only: {sorted(colon ^ escaped)}"
 
 
 def test_metric_name_extraction() -> None:
@@ -177,7 +182,7 @@ def test_vllm_legacy_edges_are_the_default_ladder_and_on_the_fine_one() -> None:
     """Pods of vLLM < 0.33 export the default ladder; the SLI falls back to it per pod, and reads the same `le`
     labels on fine-ladder pods (every default edge is a fine edge)."""
     from llmop import engines as promql
-    from llmop.engines import vllm
+    from llmop.engines import vllm_metrics as vllm
 
     assert queries.VLLM.legacy_decode_edges == vllm.ITL_BUCKETS_S == promql.buckets_for("vllm", (0, 32, 0))
     assert not vllm.fine_histograms((0, 32, 0)) and vllm.fine_histograms(None)
@@ -227,10 +232,12 @@ def test_tgi_edges_match_the_autoscaler() -> None:
 def test_threshold_edges_are_distinct_across_engines() -> None:
     """The SLI joins bucket series to the threshold on `le`: no two engines may share an edge label (an engine's
     legacy ladder shares its own labels; the per-pod `or` keeps a pod from counting at both)."""
-    labels = [queries.le_label(edge) for engine in queries.ENGINES for edge in engine.decode_edges]
+    engines = list({engine.engine: engine for engine in queries.ENGINES}.values())  # vLLM's two name forms: one
+    assert [engine.engine for engine in engines] == ["vllm", "tgi"]
+    labels = [queries.le_label(edge) for engine in engines for edge in engine.decode_edges]
     assert len(labels) == len(set(labels))
-    for engine in queries.ENGINES:
-        others = {queries.le_label(e) for other in queries.ENGINES if other is not engine for e in other.decode_edges}
+    for engine in engines:
+        others = {queries.le_label(e) for other in engines if other is not engine for e in other.decode_edges}
         assert not others & {queries.le_label(edge) for edge in engine.legacy_decode_edges}
     assert queries.le_label(1.0) == "1.0" and queries.le_label(0.05) == "0.05"
     assert queries.le_label(queries.TGI.decode_edges[0]) == "0.00015000000000000001"

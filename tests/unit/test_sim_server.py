@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmop.autoscale.metrics import bucket_quantile
@@ -34,6 +35,10 @@ def _plan(file: str) -> Plan:
 
 VLLM = "llama31-8b-h100-fp8-vllm.yaml"
 TGI = "llama31-8b-h100-fp8-tgi.yaml"
+PROMETHEUS_2_ACCEPT = (  # Prometheus 2.42's default
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
 
 
 def _sim(file: str, rps: float, pods: int = 1, name: str = "d", startup: float = 0.0) -> DeploymentSim:
@@ -166,3 +171,21 @@ def test_advancing_in_bigger_ticks_keeps_the_same_arrivals(tick: float) -> None:
     _run(sim, 20, tick)
     finished = sum(v for n, _, v in sim.samples(sim.now) if n == "vllm:request_success_total")
     assert finished == pytest.approx(sum(1 for _ in RateSource(3.0, 200.0, seed=1).arrivals(T0, T0 + 20)), abs=8)
+
+
+def test_server_gives_a_prometheus_2_the_names_vllm_escapes() -> None:
+    """Prometheus 2.x's default Accept header gets OpenMetrics with `vllm_` names, as from vLLM's prometheus_client."""
+    fleet = Fleet(tick_s=0.1)
+    fleet.add(StaticDeployment("ml", "chat", _plan(VLLM), replicas=1, rps=0.0))
+    server = SimServer(fleet)
+    server.start()
+    try:
+        negotiated = requests.get(f"{server.url}/metrics", headers={"Accept": PROMETHEUS_2_ACCEPT}, timeout=5)
+        plain = requests.get(f"{server.url}/metrics", headers={"Accept": "text/plain;version=0.0.4"}, timeout=5)
+    finally:
+        server.stop()
+    assert negotiated.headers["Content-Type"].endswith("escaping=underscores") and negotiated.text.endswith("# EOF\n")
+    escaped = {s.name for f in parse_openmetrics(negotiated.text) for s in f.samples}
+    colon = {s.name for f in text_string_to_metric_families(plain.text) for s in f.samples}
+    assert "vllm_num_requests_running" in escaped and not any(":" in name for name in escaped)
+    assert {name.replace(":", "_") for name in colon} == escaped

@@ -114,8 +114,9 @@ def threshold_selector(legacy: bool = False) -> str:
     """Per LLMDeployment and engine, one series whose `le` label is the bucket edge at or below the target;
     with `legacy`, the edge on the ladder of the engine's older versions (engines that have one)."""
     clauses: list[str] = []
-    for engine in ENGINES:
-        clauses += edge_at_or_below(engine.legacy_decode_edges if legacy else engine.decode_edges)
+    ladders = dict.fromkeys(engine.legacy_decode_edges if legacy else engine.decode_edges for engine in ENGINES)
+    for edges in ladders:  # each ladder once (VLLM_ESCAPED shares VLLM's)
+        clauses += edge_at_or_below(edges)
     return "\n  or ".join(clauses)
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from string import Template
 
 from llmop import engines as promql
-from llmop.engines import tgi, vllm
+from llmop.engines import tgi, vllm_metrics
 
 # Every engine series carries these after the PodMonitor's relabelling (pod label llmop.io/llmdeployment ->
 # `llmdeployment`, plus the target's `namespace` and `pod`); the operator's own llmop_* series carry them natively.
@@ -24,7 +24,7 @@ OPERATOR_JOB = "llmop-operator"
 # vLLM >= 0.33 get through --custom-histogram-buckets; and the default ladder older versions keep (identical
 # 0.11 -> 0.32, vllm/v1/metrics/buckets.py; engines.md 2.1). Every default edge is on the fine ladder.
 VLLM_DECODE_EDGES: tuple[float, ...] = promql.buckets_for("vllm")
-VLLM_LEGACY_DECODE_EDGES: tuple[float, ...] = vllm.ITL_BUCKETS_S
+VLLM_LEGACY_DECODE_EDGES: tuple[float, ...] = vllm_metrics.ITL_BUCKETS_S
 
 
 def tgi_duration_edges() -> tuple[float, ...]:
@@ -85,7 +85,16 @@ TGI = EngineMetrics(
     running_gauge="tgi_batch_current_size",
 )
 
-ENGINES: tuple[EngineMetrics, ...] = (VLLM, TGI)
+# The same vLLM series as a Prometheus 2.x stores them when it negotiated OpenMetrics and vLLM's exporter escaped
+# `:` to `_` (llmop.engines.vllm_metrics.ESCAPED_NAME_PREFIX); listed after VLLM, so `either` prefers the colon names.
+VLLM_ESCAPED = replace(
+    VLLM,
+    decode_histogram=vllm_metrics.escaped_names(VLLM.decode_histogram),
+    generated_tokens_counter=vllm_metrics.escaped_names(VLLM.generated_tokens_counter),
+    running_gauge=vllm_metrics.escaped_names(VLLM.running_gauge),
+)
+
+ENGINES: tuple[EngineMetrics, ...] = (VLLM, VLLM_ESCAPED, TGI)
 
 # The operator's own series (llmop.controller.telemetry), all labelled namespace and llmdeployment.
 DESIRED_REPLICAS = "llmop_desired_replicas"
@@ -132,9 +141,9 @@ def autoscaler_query(name: str, matchers: str, window: str, quantile: float = 0.
     `window` both the SLO window and the rate window (e.g. `$__rate_interval`).
     """
     parts: list[str] = []
-    for engine in ENGINES:
+    for engine in dict.fromkeys(engine.engine for engine in ENGINES):  # the queries read both vLLM name forms
         try:
-            template = promql.query(engine.engine, name).template
+            template = promql.query(engine, name).template
         except KeyError:
             continue
         values = {"selector": matchers, "window": window, "rate_window": window, "quantile": f"{quantile:g}"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 
 from llmop.engines.tgi import DURATION_BUCKETS_S as TGI_DURATION_BUCKETS_S
@@ -320,14 +320,45 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores"
+
+
+def wants_openmetrics(accept: str | None) -> bool:
+    """Whether prometheus_client 0.26 (vLLM's exporter) answers this Accept header with OpenMetrics and escaped
+    names: it does for any OpenMetrics offer without `escaping=allow-utf-8` (Prometheus 2.x's default header)."""
+    accept = accept or ""
+    return "application/openmetrics-text" in accept and "escaping=allow-utf-8" not in accept
+
+
+def render_openmetrics(samples: Iterable[SampleTuple]) -> str:
+    """OpenMetrics 1.0.0 as prometheus_client 0.26 writes it with `escaping=underscores`: # TYPE lines keep the
+    family's name, every sample name has `:` escaped to `_`, `# EOF` ends it (no `_created` samples here).
+    Counters without `_total` (TGI's, which never serves OpenMetrics itself) are declared `unknown`."""
+    families: dict[str, tuple[str, list[str]]] = {}
+    for name, labels, value in samples:
+        family, kind = _family(name)
+        if kind == "counter" and not name.endswith("_total"):
+            kind = "unknown"
+        families.setdefault(family, (kind, []))[1].append(_line(name.replace(":", "_"), labels, value))
+    out: list[str] = []
+    for family, (kind, lines) in families.items():
+        out.append(f"# TYPE {family} {kind}")
+        out.extend(lines)
+    return "\n".join([*out, "# EOF"]) + "\n"
+
+
+def _line(name: str, labels: Mapping[str, str], value: float) -> str:
+    text = ",".join(f'{key}="{_escape(item)}"' for key, item in labels.items())
+    return f"{name}{{{text}}} {go_float(value)}" if text else f"{name} {go_float(value)}"
+
+
 def render_text(samples: Iterable[SampleTuple]) -> str:
     """Prometheus text format 0.0.4 (samples grouped per family, one # TYPE line each)."""
     families: dict[str, tuple[str, list[str]]] = {}
     for name, labels, value in samples:
         family, kind = _family(name)
-        text = ",".join(f'{key}="{_escape(item)}"' for key, item in labels.items())
-        line = f"{name}{{{text}}} {go_float(value)}" if text else f"{name} {go_float(value)}"
-        families.setdefault(family, (kind, []))[1].append(line)
+        families.setdefault(family, (kind, []))[1].append(_line(name, labels, value))
     out: list[str] = []
     for family, (kind, lines) in families.items():
         out.append(f"# TYPE {family} {kind}")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmop.plan.types import Plan
-from llmop_dev.replay.exporter import render_text
+from llmop_dev.replay.exporter import render_openmetrics, render_text
 from llmop_dev.replay.traces import RateWorkload, RequestWorkload
 from llmop_dev.sim.deployment import DeploymentSim
 from llmop_dev.sim.load import DEFAULT_PROMPT_TOKENS, LoadSource, RateSource, TraceSource
@@ -100,13 +100,14 @@ class Fleet:
             for sim in self.sims.values():
                 sim.advance(now)
 
-    def metrics_text(self) -> str:
+    def metrics_text(self, openmetrics: bool = False) -> str:
+        """Every simulated pod's samples, as text 0.0.4 or (`openmetrics`) as vLLM's exporter escapes them."""
         now = time.time()
         with self.lock:
             for sim in self.sims.values():
                 sim.advance(now)
             samples = [sample for sim in self.sims.values() for sample in sim.samples(now)]
-        return render_text(samples)
+        return render_openmetrics(samples) if openmetrics else render_text(samples)
 
     def state(self) -> list[dict[str, Any]]:
         now = time.time()

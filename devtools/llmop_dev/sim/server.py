@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from llmop_dev.replay.exporter import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, wants_openmetrics
 from llmop_dev.sim.deployment import DeploymentSim
 from llmop_dev.sim.fleet import Fleet, StaticDeployment
 
@@ -101,7 +102,10 @@ class Handler(BaseHTTPRequestHandler):
         namespace, name, path = self._route()
         fleet = self.server.fleet
         if path == "/metrics":
-            self._send(200, fleet.metrics_text().encode(), "text/plain; version=0.0.4; charset=utf-8")
+            # Content negotiation as vLLM's prometheus_client: a Prometheus 2.x offering OpenMetrics gets `vllm_` names.
+            openmetrics = wants_openmetrics(self.headers.get("Accept"))
+            content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
+            self._send(200, fleet.metrics_text(openmetrics).encode(), content_type)
         elif path in ("/health", "/ping", "/-/ready"):
             self._send(200, b"")
         elif path == "/control/state":

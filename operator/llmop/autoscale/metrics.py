@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from llmop.autoscale.http_errors import describe
 from llmop.autoscale.prom_http import PrometheusClientSettings, client_kwargs
-from llmop.engines import queries
+from llmop.engines import adapter, queries
 from llmop.engines.promql import Query, render, selector
 
 # Quantiles that land in the first bucket are only known to be <= its upper edge (vLLM: 10 ms).
@@ -216,7 +216,12 @@ class PrometheusMetrics:
         bucket_rows = run("decode_latency_buckets")
         running = _scalar(run("running"))
         waiting = _scalar(run("waiting"))
-        if engine == "tgi" and running is None and waiting is None and not _has_data(bucket_rows, run):
+        if (
+            adapter(engine).gauges_need_traffic
+            and running is None
+            and waiting is None
+            and not _has_data(bucket_rows, run)
+        ):
             # TGI's router creates tgi_queue_size / tgi_batch_current_size at its first request: an idle pod that
             # never served has neither, nor any request histogram. Nothing at all in the window reads as no traffic
             # (the probe fallback can then measure it); a histogram without gauges is still missing data.

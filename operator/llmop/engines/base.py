@@ -84,6 +84,7 @@ class EngineAdapter(Protocol):
     field_for_flag: Mapping[str, str]  # owned flag -> the spec field that sets it (for refusal messages)
     default_max_num_seqs: int  # sequences the engine batches at most when no flag says otherwise
     flag_hints: Mapping[str, str]  # another engine's spelling -> this engine's flag (for "did you mean")
+    gauges_need_traffic: bool  # the running/waiting gauges appear only after a pod's first request (TGI)
 
     def flag_table(self, version: Version) -> FlagTable:
         """Every flag the engine's own parser accepts at `version` (catalog JSON)."""

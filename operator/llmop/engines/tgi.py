@@ -339,6 +339,7 @@ class TgiAdapter:
     info = ENGINES[Engine.TGI]
     owned_flags = OWNED_FLAGS
     field_for_flag: Mapping[str, str] = FIELD_FOR_FLAG
+    gauges_need_traffic = True  # tgi_queue_size / tgi_batch_current_size are created by the first request
     default_max_num_seqs = 4096  # bounded by its token budget only
     flag_hints: Mapping[str, str] = FLAG_HINTS
     flag_table = staticmethod(flag_table)
