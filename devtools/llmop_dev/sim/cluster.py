@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime
 from typing import Any
 
 from llmop.api.spec import GROUP, PLURAL, VERSION
+from llmop.api.times import parse_rfc3339
 from llmop.plan.parse import parse_resource
 from llmop.plan.planner import plan
 from llmop.plan.types import Plan
@@ -19,14 +19,7 @@ log = logging.getLogger("llmop_dev.sim.cluster")
 
 
 def _timestamp(value: Any) -> float | None:
-    if isinstance(value, datetime):
-        return value.timestamp()
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
-    return None
+    return parse_rfc3339(value)
 
 
 def pod_ready(pod: dict[str, Any]) -> bool:

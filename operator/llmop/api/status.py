@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from llmop.api.spec import ApiModel
+from llmop.api.times import rfc3339
 
 
 class Phase(StrEnum):
@@ -33,7 +33,8 @@ class ConditionType(StrEnum):
 
 
 def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Now, as a Kubernetes Time (whole seconds)."""
+    return rfc3339()
 
 
 class Condition(ApiModel):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from llmop.api.spec import AutoscalingSpec, DecodeLatencySLO, TimeToFirstTokenSLO
+from llmop.api.times import parse_rfc3339, rfc3339
 from llmop.autoscale import calibration
 from llmop.autoscale.calibration import CalibrationSettings
 from llmop.autoscale.capacity import CapacityModel, itl_ms, replicas_for
@@ -96,18 +96,13 @@ def coarse_edge_ms(plan: Plan, target_ms: float) -> float | None:
 def _iso(value: float | None) -> str | None:
     if value is None:
         return None
-    return datetime.fromtimestamp(value, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return rfc3339(value, digits=3)
 
 
 def _parse_time(value: Any) -> float | None:
     if isinstance(value, int | float) and math.isfinite(value):
         return float(value)
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+    return parse_rfc3339(value) if isinstance(value, str) else None
 
 
 def _number(value: Any) -> float | None:

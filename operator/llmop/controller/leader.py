@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from llmop.api.times import rfc3339
+
 log = logging.getLogger("llmop.leader")
 
 
@@ -19,7 +21,7 @@ def _now() -> datetime:
 
 
 def _micro(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return rfc3339(moment, digits=6)  # a Lease's MicroTime
 
 
 class LeaderElector:
