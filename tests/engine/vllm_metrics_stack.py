@@ -13,6 +13,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import requests
+import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
@@ -24,16 +25,21 @@ from llmop_dev.processes import HOST, free_port, stop_process
 REPO = Path(__file__).resolve().parents[2]
 SERVER_SCRIPT = REPO / "scripts" / "vllm_metrics_server.py"
 NAMESPACE = "llmop-real"
+
+
+def _podmonitor_relabelings() -> list[dict[str, Any]]:
+    """The chart's PodMonitor metricRelabelings (values.yaml), as Prometheus metric_relabel_configs."""
+    values = yaml.safe_load((REPO / "charts" / "llmop" / "values.yaml").read_text(encoding="utf-8"))
+    keys = {"sourceLabels": "source_labels", "targetLabel": "target_label"}
+    rules = values["monitoring"]["podMonitor"]["metricRelabelings"]
+    return [{keys.get(key, key): value for key, value in rule.items()} for rule in rules]
+
+
 # One LLMDeployment per way of scraping the same vLLM pod: (metrics path, metric_relabel_configs).
-RELABEL_COLONS = {
-    "source_labels": ["__name__"],
-    "regex": "vllm_(.+)",
-    "target_label": "__name__",
-    "replacement": "vllm:$1",
-}
+RELABEL_COLONS = _podmonitor_relabelings()
 MODES: dict[str, tuple[str, list[dict[str, Any]]]] = {
     "negotiated": ("/metrics", []),  # Prometheus 2.x default Accept: OpenMetrics 1.0.0, names escaped by the exporter
-    "relabelled": ("/metrics", [RELABEL_COLONS]),  # the same, with the PodMonitor's metricRelabelings fallback
+    "relabelled": ("/metrics", RELABEL_COLONS),  # the same, with the PodMonitor's metricRelabelings fallback
     "text004": ("/metrics/text004", []),  # text format 0.0.4 (the server drops the Accept header): colons kept
 }
 NO_ENGINE = "no-engine"  # known to the operator only: ready replicas but no engine series, plan refused
