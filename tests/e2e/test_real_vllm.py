@@ -10,7 +10,8 @@ operator writes), with only what cannot run on this CPU-only machine swapped:
 - `--quantization fp8` dropped: the CPU build has no fp8 kernels and the engine dies at start-up;
 - env `HF_HOME=/models` -> a temp dir; added HF_HUB_OFFLINE=1, VLLM_TARGET_DEVICE=cpu,
   VLLM_CPU_KVCACHE_SPACE=1 (GiB), VLLM_HOST_IP=127.0.0.1, vLLM/inductor caches and TMPDIR in the temp dir;
-- added `--enforce-eager` (no torch.compile: ~2 min less start-up) and `--distributed-executor-backend uni`.
+- added `--enforce-eager` (no torch.compile at start-up) and `--distributed-executor-backend uni` (no
+  multiprocessing executor).
 
 Kept as rendered: `--tensor-parallel-size 1`, `--max-model-len 1024`, `--dtype bfloat16`,
 `--gpu-memory-utilization 0.92` (ignored on CPU), `--attention-backend FLASH_ATTN` (vLLM logs that CPU attention

@@ -49,7 +49,7 @@ class CpuLaunch:
 def cpu_launch(command: Sequence[str], args: Sequence[str], env: dict[str, str], port: int, workdir: Path) -> CpuLaunch:
     """Swap only what cannot run here: the binary (the venv's), the model (the local tiny Llama), --host/--port
     (127.0.0.1 and a free port), --quantization fp8 (dropped: no fp8 kernels on CPU), the caches (a temp dir);
-    add --enforce-eager (no torch.compile: ~2 min less start-up) and --distributed-executor-backend uni."""
+    add --enforce-eager (no torch.compile at start-up) and --distributed-executor-backend uni."""
     if tuple(command) != ("vllm", "serve"):
         raise ValueError(f"not a vLLM command: {command}")
     replace = {"--host": "127.0.0.1", "--port": str(port)}
@@ -131,7 +131,7 @@ class VllmServer:
             if self.process is None or self.process.poll() is not None:
                 raise RuntimeError(f"vllm serve exited: {self.log()[-3000:]}")
             try:
-                if requests.get(f"{self.url}/health", timeout=2).ok and requests.get(f"{self.url}/v1/models").ok:
+                if all(requests.get(f"{self.url}{path}", timeout=2).ok for path in ("/health", "/v1/models")):
                     return time.monotonic() - self.started_at
             except requests.RequestException:
                 pass
@@ -162,11 +162,6 @@ class Stream:
     chunks: int
     first_s: float  # monotonic time of the first text chunk
     last_s: float
-
-    @property
-    def itl_ms(self) -> float | None:
-        """Mean inter-token latency after the first token, as the client saw it."""
-        return (self.last_s - self.first_s) * 1000 / (self.tokens - 1) if self.tokens > 1 else None
 
 
 def stream(url: str, model: str, prompt: str, max_tokens: int, timeout_s: float = 120.0) -> Stream:
