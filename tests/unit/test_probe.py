@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
 
 from llmop.autoscale.probe import probe
+from llmop.engines import adapter
 from llmop.plan.parse import parse_resource
 from llmop.plan.planner import plan
 from llmop.plan.types import Plan
@@ -62,3 +67,47 @@ def test_load_control_changes_latency(server: SimServer) -> None:
     while itl_ms() <= before * 1.2 and time.monotonic() < deadline:
         time.sleep(0.25)
     assert itl_ms() > before * 1.2
+
+
+class _MergingEngine(BaseHTTPRequestHandler):
+    """A busy vLLM: 6 tokens streamed in 3 chunks (1, 3, 2 tokens), 20 ms apart, then the usage chunk."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    protocol_version = "HTTP/1.1"  # chunked, one event a chunk, as uvicorn sends them
+
+    def _chunk(self, payload: object) -> None:
+        event = f"data: {payload if isinstance(payload, str) else json.dumps(payload)}\n\n".encode()
+        self.wfile.write(f"{len(event):x}\r\n".encode() + event + b"\r\n")
+        self.wfile.flush()
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        assert body["stream_options"] == {"include_usage": True}
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for text in (" a", " b c d", " e f"):
+            self._chunk({"choices": [{"index": 0, "text": text}]})
+            time.sleep(0.02)
+        self._chunk({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 6}})
+        self._chunk("[DONE]")
+        self.wfile.write(b"0\r\n\r\n")
+
+
+def test_vllm_probe_counts_tokens_from_usage_not_chunks() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _MergingEngine)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        stream = adapter("vllm").stream_tokens(f"http://127.0.0.1:{server.server_port}", "hi", 6, "m", 5.0)
+        result = probe(f"http://127.0.0.1:{server.server_port}", "vllm", max_tokens=6, model="m", timeout_s=5.0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert stream.tokens == 6 and len(stream.arrivals) == 3
+    assert result.tokens == 6 and result.tpot_ms is not None
+    # two 20 ms gaps carried five tokens: 8 ms each (a count of chunks would say 20 ms)
+    assert 40 / 5 <= result.tpot_ms < 40 / 5 + 6

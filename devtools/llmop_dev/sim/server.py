@@ -205,6 +205,11 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 choice = {"index": 0, "text": word, "logprobs": None, "finish_reason": finish}
             self._event({"id": ident, "object": kind, "created": created, "model": model, "choices": [choice]})
+        if (body.get("stream_options") or {}).get("include_usage"):  # vLLM: a last chunk with no choices
+            usage = {"prompt_tokens": max(len(prompt) // 4, 1), "completion_tokens": count}
+            self._event(
+                {"id": ident, "object": kind, "created": created, "model": model, "choices": [], "usage": usage}
+            )
         self._event("[DONE]")
         self._stream_end()
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from llmop.autoscale.http_errors import safe_text
 from llmop.engines import adapter
+from llmop.engines.base import TokenStream
 
 PROMPT = "Explain in one sentence why decoding a language model is bound by memory bandwidth."
 
@@ -34,11 +35,14 @@ class ProbeResult:
         }
 
 
-def _result(engine: str, endpoint: str, start: float, stamps: list[float], error: str | None = None) -> ProbeResult:
-    total = (time.perf_counter() - start) * 1000
-    ttft = (stamps[0] - start) * 1000 if stamps else None
-    tpot = (stamps[-1] - stamps[0]) * 1000 / (len(stamps) - 1) if len(stamps) > 1 else None
-    return ProbeResult(engine, endpoint, ttft, tpot, len(stamps), total, error)
+def _result(engine: str, endpoint: str, stream: TokenStream, error: str | None = None) -> ProbeResult:
+    """TTFT at the first chunk; TPOT over the tokens after the first (the engine's count), first to last chunk."""
+    total = (time.perf_counter() - stream.sent) * 1000
+    arrivals = stream.arrivals
+    ttft = (arrivals[0] - stream.sent) * 1000 if arrivals else None
+    spread = len(arrivals) > 1 and stream.tokens > 1
+    tpot = (arrivals[-1] - arrivals[0]) * 1000 / (stream.tokens - 1) if spread else None
+    return ProbeResult(engine, endpoint, ttft, tpot, stream.tokens, total, error)
 
 
 def probe(
@@ -47,12 +51,12 @@ def probe(
     """Stream `max_tokens` tokens and time them; errors are returned in the result, never raised."""
     endpoint = endpoint.rstrip("/")
     start = time.perf_counter()
+    nothing = TokenStream(start, (), 0)
     try:
         engine_adapter = adapter(engine)
     except ValueError as error:
-        return _result(engine, endpoint, start, [], str(error))
+        return _result(engine, endpoint, nothing, str(error))
     try:
-        sent, stamps = engine_adapter.stream_tokens(endpoint, PROMPT, max_tokens, model, timeout_s)
-        return _result(engine, endpoint, sent, stamps)
+        return _result(engine, endpoint, engine_adapter.stream_tokens(endpoint, PROMPT, max_tokens, model, timeout_s))
     except Exception as error:  # report, do not crash the caller; by its kind only, never the answer's body
-        return _result(engine, endpoint, start, [], safe_text(error))
+        return _result(engine, endpoint, nothing, safe_text(error))

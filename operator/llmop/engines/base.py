@@ -122,10 +122,20 @@ class EngineAdapter(Protocol):
 
     def stream_tokens(
         self, endpoint: str, prompt: str, max_tokens: int, model: str | None, timeout_s: float
-    ) -> tuple[float, list[float]]:
-        """Stream a short generation through the engine's API: `time.perf_counter()` when the request was sent,
-        and at each token's arrival."""
+    ) -> TokenStream:
+        """Stream a short generation through the engine's API and time it."""
         ...
+
+
+@dataclass(frozen=True)
+class TokenStream:
+    """A timed streaming generation: `time.perf_counter()` when the request was sent and at each chunk that carried
+    text, and how many tokens the engine generated (its own count where it gives one: a busy server merges
+    several tokens into one chunk)."""
+
+    sent: float
+    arrivals: tuple[float, ...]
+    tokens: int
 
 
 EXACT_WITHIN_MS = 0.5  # a target this close to a bucket edge is read at that edge

@@ -19,6 +19,7 @@ from llmop.engines.base import (
     Command,
     EngineLaunch,
     RuleBreak,
+    TokenStream,
     bucket_around,
 )
 from llmop.engines.flags import FlagTable, clap_table
@@ -317,10 +318,8 @@ def slo_resolution_warning(target_ms: float, version: Version | None = None) -> 
     )
 
 
-def stream_tokens(
-    endpoint: str, prompt: str, max_tokens: int, model: str | None, timeout_s: float
-) -> tuple[float, list[float]]:
-    """A streaming /generate_stream request through huggingface's text-generation client."""
+def stream_tokens(endpoint: str, prompt: str, max_tokens: int, model: str | None, timeout_s: float) -> TokenStream:
+    """A streaming /generate_stream request through huggingface's text-generation client (one event per token)."""
     from text_generation import Client
 
     client = Client(endpoint, timeout=int(max(timeout_s, 1)))
@@ -329,7 +328,7 @@ def stream_tokens(
     for response in client.generate_stream(prompt, max_new_tokens=max_tokens):
         if not response.token.special:
             stamps.append(time.perf_counter())
-    return start, stamps
+    return TokenStream(start, tuple(stamps), len(stamps))
 
 
 class TgiAdapter:

@@ -22,6 +22,7 @@ from llmop.engines.base import (
     Command,
     EngineLaunch,
     RuleBreak,
+    TokenStream,
 )
 from llmop.engines.flags import FlagTable, argparse_table, human_int
 from llmop.engines.vllm_metrics import (
@@ -234,18 +235,25 @@ def memory_fraction(version: Version) -> float:
     return 0.92 if in_range(version, "0.20.0", None) else 0.9
 
 
-def stream_tokens(
-    endpoint: str, prompt: str, max_tokens: int, model: str | None, timeout_s: float
-) -> tuple[float, list[float]]:
-    """A streaming /v1/completions request (the model from /v1/models when not given)."""
+def stream_tokens(endpoint: str, prompt: str, max_tokens: int, model: str | None, timeout_s: float) -> TokenStream:
+    """A streaming /v1/completions request (the model from /v1/models when not given); the token count is the
+    final chunk's `usage.completion_tokens` (stream_options.include_usage), else one per chunk with text."""
     session = requests.Session()
     if model is None:
         listing = session.get(f"{endpoint}/v1/models", timeout=timeout_s)
         listing.raise_for_status()
         model = str(listing.json()["data"][0]["id"])
-    payload = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "stream": True, "temperature": 0}
+    payload = {
+        "model": model,
+        "prompt": prompt,
+        "max_tokens": max_tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "temperature": 0,
+    }
     start = time.perf_counter()
     stamps: list[float] = []
+    counted: int | None = None
     with session.post(f"{endpoint}/v1/completions", json=payload, stream=True, timeout=timeout_s) as response:
         response.raise_for_status()
         for raw in response.iter_lines():
@@ -256,9 +264,12 @@ def stream_tokens(
             if data == "[DONE]":
                 break
             chunk = json.loads(data)
-            if any(choice.get("text") for choice in chunk.get("choices", [])):
+            if any(choice.get("text") for choice in chunk.get("choices") or []):
                 stamps.append(time.perf_counter())
-    return start, stamps
+            usage = chunk.get("usage") or {}
+            if isinstance(usage.get("completion_tokens"), int):
+                counted = usage["completion_tokens"]
+    return TokenStream(start, tuple(stamps), len(stamps) if counted is None else counted)
 
 
 class VllmAdapter:
