@@ -52,14 +52,13 @@ from llmop.render.manifests import ENGINE_CONTAINER
 from llmop_dev.localcluster.controlplane import ControlPlane
 from llmop_dev.localcluster.prometheus import find_prometheus
 from llmop_dev.localcluster.samples import h100_llmdeployment
-from llmop_dev.localcluster.stack import RULES_FILE
+from llmop_dev.localcluster.stack import RULES_FILE, LocalStack
 from llmop_dev.processes import free_port
 from support import real_vllm
 from support.operator import condition, events_for, get_llmd, wait_for
 from support.real_vllm import (
     EnginePrometheus,
     Load,
-    RealEngineStack,
     VllmServer,
     cpu_launch,
     itl_buckets,
@@ -127,16 +126,14 @@ def engine(_engine_process: VllmServer) -> Iterator[VllmServer]:
 
 
 @pytest.fixture
-def real_stack(
-    engine: VllmServer, control_plane: ControlPlane, namespace: str, tmp_path: Path
-) -> Iterator[RealEngineStack]:
+def real_stack(engine: VllmServer, control_plane: ControlPlane, namespace: str, tmp_path: Path) -> Iterator[LocalStack]:
     """The operator and a Prometheus that scrapes the real engine (no simulator)."""
     if find_prometheus() is None:
         if os.environ.get("REQUIRE_K8S") == "1":
             pytest.fail("REQUIRE_K8S=1 but prometheus is not installed", pytrace=False)
         pytest.skip("prometheus is not installed")
-    local = RealEngineStack(control_plane, tmp_path / "stack", namespaces=(namespace,), scrape_interval_s=SCRAPE_S,
-                            autoscale_interval_s=2)  # fmt: skip
+    local = LocalStack(control_plane, tmp_path / "stack", namespaces=(namespace,), scrape_interval_s=SCRAPE_S,
+                       autoscale_interval_s=2, simulated=False)  # fmt: skip
     local.prometheus = EnginePrometheus(
         tmp_path / "stack/prometheus", [], SCRAPE_S, operator_targets=[f"127.0.0.1:{local.operator_metrics_port}"],
         rule_files=(RULES_FILE,) if RULES_FILE.exists() else (), engine_target=f"127.0.0.1:{engine.port}",
@@ -187,7 +184,7 @@ def _baseline(engine: VllmServer, model: str, streams: int) -> tuple[float, Load
 
 @pytest.mark.timeout(600)
 def test_real_vllm_holds_under_light_load_and_scales_out_when_real_itl_breaks_the_slo(
-    engine: VllmServer, real_stack: RealEngineStack, kube: client.ApiClient, namespace: str
+    engine: VllmServer, real_stack: LocalStack, kube: client.ApiClient, namespace: str
 ) -> None:
     """Launched from the operator's argv (asserted); idle: the operator probes it; 1 stream: holds 1 replica under a
     target set between the measured light and heavy p95 ITL; 32 streams: scales the Deployment out on that ITL."""

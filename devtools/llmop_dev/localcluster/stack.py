@@ -87,6 +87,7 @@ class LocalStack:
     sim: ManagedProcess | None = None
     operator: ManagedProcess | None = None
     prometheus: Prometheus | None = None
+    simulated: bool = True  # False: real engines serve the pods' metrics (set `prometheus` to scrape them)
 
     @property
     def env(self) -> dict[str, str]:
@@ -100,7 +101,8 @@ class LocalStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with self.control_plane.api_client() as api_client:
             install_crd(api_client)
-        self.start_sim()
+        if self.simulated:
+            self.start_sim()
         self.start_prometheus()
         self.start_operator()
         return self

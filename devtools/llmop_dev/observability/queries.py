@@ -22,7 +22,7 @@ OPERATOR_JOB = "llmop-operator"
 
 # vLLM ITL/TPOT buckets: the autoscaler's (llmop.engines, newest version), i.e. llmop's fine ladder that pods of
 # vLLM >= 0.32 get through --custom-histogram-buckets; and the default ladder older versions keep (identical
-# 0.11 -> 0.33 where not replaced, vllm/v1/metrics/buckets.py; engines.md 2.1). Every default edge is on the fine ladder.
+# 0.11 -> 0.33 where not replaced, vllm/v1/metrics/buckets.py; engines.md 2.1). Every default edge is a fine edge.
 VLLM_DECODE_EDGES: tuple[float, ...] = promql.buckets_for("vllm")
 VLLM_LEGACY_DECODE_EDGES: tuple[float, ...] = vllm_metrics.ITL_BUCKETS_S
 
