@@ -20,9 +20,11 @@ def _capacity_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("LLMOP_REPLAY_CACHE", str(tmp_path_factory.getbasetemp() / "replay-cache"))
 
 
-def _trace(tmp_path: Path) -> str:
+def _trace(tmp_path: Path, minutes: int = 10) -> str:
+    """A step from 4 to 60 req/s half-way through `minutes`."""
     trace = tmp_path / "t.csv"
-    trace.write_text("seconds,requests_per_second,mean_output_tokens\n0,4,128\n300,60,128\n600,60,128\n")
+    half = minutes * 30
+    trace.write_text(f"seconds,requests_per_second,mean_output_tokens\n0,4,128\n{half},60,128\n{2 * half},60,128\n")
     return str(trace)
 
 
@@ -41,7 +43,7 @@ def test_simulate_json_keys_and_a_scale_out(tmp_path: Path, capsys: pytest.Captu
 def test_seed_makes_a_replay_repeatable_and_gpu_speed_changes_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = ["--trace", _trace(tmp_path), "--policy", "hpa", "--startup-seconds", "60", "--seed", "3"]
+    args = ["--trace", _trace(tmp_path, minutes=2), "--policy", "hpa", "--startup-seconds", "60", "--seed", "3"]
     first, again = _simulate(args, capsys), _simulate(args, capsys)
     assert first == again
     slower = _simulate([*args, "--gpu-speed", "0.5"], capsys)
@@ -49,7 +51,8 @@ def test_seed_makes_a_replay_repeatable_and_gpu_speed_changes_it(
 
 
 def test_reactive_frontier_prints_ten_points(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    points = _simulate(["--trace", _trace(tmp_path), "--policy", "reactive-frontier"], capsys)["points"]
+    # the shape of the output, not the frontier's figures: a 2-minute trace replays the ten points in a second
+    points = _simulate(["--trace", _trace(tmp_path, minutes=2), "--policy", "reactive-frontier"], capsys)["points"]
     assert [(p["headroom"], p["hold_s"]) for p in points] == [
         (h, hold) for hold in (0.0, 120.0) for h in (0.0, 0.1, 0.2, 0.3, 0.5)
     ]
