@@ -150,8 +150,20 @@ def test_the_probe_reports_an_engine_error_without_its_body() -> None:
         vllm = probe(server.url, "vllm", max_tokens=2, model="m", timeout_s=2)
         tgi = probe(server.url, "tgi", max_tokens=2, timeout_s=2)
     assert vllm.error == "HttpStatus: HTTP 400"
-    assert tgi.error is not None and SECRET_BODY not in tgi.error and "canary" not in tgi.error
+    assert tgi.error == "HttpStatus: HTTP 400"
     assert server.hits() == 2
+
+
+@pytest.mark.parametrize("engine", ["vllm", "tgi"])
+def test_the_probe_does_not_follow_a_redirect(engine: str) -> None:
+    """A probe endpoint that answers 307 cannot send the operator's request on to another address."""
+    with canary(lambda path: Answer(200, "{}")) as elsewhere:
+        moved = {"Location": f"{elsewhere.url}/generate_stream"}
+        with canary(lambda path: Answer(307, SECRET_BODY, moved)) as server:
+            result = probe(server.url, engine, max_tokens=2, model="m", timeout_s=2)
+            assert server.hits() == 1
+        assert elsewhere.hits() == 0
+    assert result.error == "HttpStatus: HTTP 307 (redirects are not followed)" and result.tokens == 0
 
 
 # ---- TLS -----------------------------------------------------------------------------------------------------------

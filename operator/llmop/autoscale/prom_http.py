@@ -15,6 +15,7 @@ from requests.auth import AuthBase
 
 from llmop.autoscale.http_errors import CredentialsUnreadable
 from llmop.autoscale.outbound import origin
+from llmop.engines.streaming import NoRedirectSession
 
 log = logging.getLogger("llmop.prometheus")
 
@@ -83,13 +84,6 @@ class FileAuth(AuthBase):
         if value is not None:
             request.headers["Authorization"] = value
         return request
-
-
-class NoRedirectSession(requests.Session):
-    """A session that returns 3xx answers as they are: an allowed URL cannot bounce a request elsewhere."""
-
-    def get_redirect_target(self, resp: requests.Response) -> str | None:
-        return None
 
 
 def build_session(settings: PrometheusClientSettings, url: str) -> NoRedirectSession:

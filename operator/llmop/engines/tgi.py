@@ -24,6 +24,7 @@ from llmop.engines.base import (
 )
 from llmop.engines.flags import FlagTable, clap_table
 from llmop.engines.promql import BY, Query, counter_rate, gauge_sum, growth, mean_of, quantile_of
+from llmop.engines.streaming import NoRedirectSession, events
 
 
 def _duration_buckets(count: int = 35, start: float = 0.0001, ratio: float = 1.5) -> tuple[float, ...]:
@@ -319,14 +320,15 @@ def slo_resolution_warning(target_ms: float, version: Version | None = None) -> 
 
 
 def stream_tokens(endpoint: str, prompt: str, max_tokens: int, model: str | None, timeout_s: float) -> TokenStream:
-    """A streaming /generate_stream request through huggingface's text-generation client (one event per token)."""
-    from text_generation import Client
-
-    client = Client(endpoint, timeout=int(max(timeout_s, 1)))
+    """A streaming /generate_stream request (TGI sends one event per token; special tokens are not counted)."""
+    payload = {"inputs": prompt, "parameters": {"max_new_tokens": max_tokens}}
     start = time.perf_counter()
     stamps: list[float] = []
-    for response in client.generate_stream(prompt, max_new_tokens=max_tokens):
-        if not response.token.special:
+    for event in events(NoRedirectSession(), f"{endpoint}/generate_stream", payload, timeout_s):
+        token = event.get("token") or {}
+        if "error" in event:
+            raise RuntimeError(f"TGI stream error: {event.get('error_type') or 'generation'}")
+        if not token.get("special", False):
             stamps.append(time.perf_counter())
     return TokenStream(start, tuple(stamps), len(stamps))
 

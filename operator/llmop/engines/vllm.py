@@ -3,12 +3,9 @@ streaming probe, for the versions llmop supports (0.11 - 0.33); its metrics are 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from types import MappingProxyType
-
-import requests
 
 from llmop.catalog.engines import ENGINES, Engine
 from llmop.catalog.gpus import GPU
@@ -25,6 +22,7 @@ from llmop.engines.base import (
     TokenStream,
 )
 from llmop.engines.flags import FlagTable, argparse_table, human_int
+from llmop.engines.streaming import NoRedirectSession, events, get_json
 from llmop.engines.vllm_metrics import (
     FINE_ITL_BUCKETS_S,
     FINE_TTFT_BUCKETS_S,
@@ -238,11 +236,9 @@ def memory_fraction(version: Version) -> float:
 def stream_tokens(endpoint: str, prompt: str, max_tokens: int, model: str | None, timeout_s: float) -> TokenStream:
     """A streaming /v1/completions request (the model from /v1/models when not given); the token count is the
     final chunk's `usage.completion_tokens` (stream_options.include_usage), else one per chunk with text."""
-    session = requests.Session()
+    session = NoRedirectSession()
     if model is None:
-        listing = session.get(f"{endpoint}/v1/models", timeout=timeout_s)
-        listing.raise_for_status()
-        model = str(listing.json()["data"][0]["id"])
+        model = str(get_json(session, f"{endpoint}/v1/models", timeout_s)["data"][0]["id"])
     payload = {
         "model": model,
         "prompt": prompt,
@@ -254,21 +250,12 @@ def stream_tokens(endpoint: str, prompt: str, max_tokens: int, model: str | None
     start = time.perf_counter()
     stamps: list[float] = []
     counted: int | None = None
-    with session.post(f"{endpoint}/v1/completions", json=payload, stream=True, timeout=timeout_s) as response:
-        response.raise_for_status()
-        for raw in response.iter_lines():
-            line = raw.decode("utf-8", "replace").strip()
-            if not line.startswith("data:"):
-                continue
-            data = line[len("data:") :].strip()
-            if data == "[DONE]":
-                break
-            chunk = json.loads(data)
-            if any(choice.get("text") for choice in chunk.get("choices") or []):
-                stamps.append(time.perf_counter())
-            usage = chunk.get("usage") or {}
-            if isinstance(usage.get("completion_tokens"), int):
-                counted = usage["completion_tokens"]
+    for chunk in events(session, f"{endpoint}/v1/completions", payload, timeout_s):
+        if any(choice.get("text") for choice in chunk.get("choices") or []):
+            stamps.append(time.perf_counter())
+        usage = chunk.get("usage") or {}
+        if isinstance(usage.get("completion_tokens"), int):
+            counted = usage["completion_tokens"]
     return TokenStream(start, tuple(stamps), len(stamps) if counted is None else counted)
 
 
