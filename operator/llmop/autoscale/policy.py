@@ -566,13 +566,14 @@ def _decide(
         state = replace(_scaled(state, now, "up"), breach_since=None)
         return Decision(wanted, "up", reason, slo_met, True, metrics_reason, state)
     state = replace(state, breach_since=None)
+    if current > config.max_replicas or current < config.min_replicas:
+        # Outside [min, max] (the spec's bounds moved): to the bound at once, not one step down with headroom.
+        return _hold(config, state, current, "", slo_met, True, metrics_reason)
     # 5. Headroom: would one replica fewer still meet the SLO, by the latency and by the capacity model?
     headroom, why_not = _headroom(config, reading, ready, current, fewer)
     clock = headroom if load_fits is None else load_fits
     if not clock or current <= config.min_replicas or (load_fits is None and ready < current):
         state = replace(state, headroom_since=None)
-        if current > config.max_replicas or current < config.min_replicas:
-            return _hold(config, state, current, "", slo_met, True, metrics_reason)
         detail = why_not if not clock else ("at min" if current <= config.min_replicas else "replicas starting")
         return _hold(
             config, state, current, f"holding {current}: {reading.label}; {detail}", slo_met, True, metrics_reason
