@@ -147,7 +147,7 @@ class FakePrometheus:
         found = re.search(r'llmdeployment="([^"]+)"', query)
         name = found.group(1) if found else ""
         now = time.time()
-        if query.startswith("sum by (le)") and "_bucket" in query:
+        if query.lstrip("(").startswith("sum by (le)") and "_bucket" in query:  # "(colon names) or (escaped)"
             upper = self.bucket.get(name, 0.05)
             rows = [(str(edge), self.TOKENS_PER_S if edge >= upper else 0.0) for edge in self.BUCKETS_S]
             rows.append(("+Inf", self.TOKENS_PER_S))
