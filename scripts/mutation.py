@@ -4,13 +4,15 @@ tests; writes bench/results/mutation.md (score per module and in total, survivin
 Usage: python scripts/mutation.py [--max-children N] [--commit REV] [MODULE ...]
        python scripts/mutation.py --report
        python scripts/mutation.py --rerun [TEST_FILE ...]
+       python scripts/mutation.py --resume
 
 MODULE is a path under operator/ (default: the pure core below). The staging copy is the commit REV (default HEAD),
 not the working tree, so edits in progress elsewhere do not leak into the score. A run measures the modules named
 and replaces their rows in the report; the other modules' rows stay as last measured, so the core can be measured
 one module at a time. --report rewrites the report from the last run in .mutation/. --rerun copies the test files
 named into the staging copy and re-runs only the mutants that survived there (for iterating on new tests; a clean
-run on a commit is what the report should show). --max-children defaults to $MUTATION_MAX_CHILDREN or 1.
+run on a commit is what the report should show). --resume goes on with an interrupted run. --max-children defaults
+to $MUTATION_MAX_CHILDREN or 1.
 
 Each mutant runs the unit tests that reach the mutated function, except the 10,000-spec planner fuzz test: it takes
 40-60 s, which every surviving planner mutant would pay, so the score is what the other unit tests kill.
@@ -43,60 +45,91 @@ CORE = (
     "llmop/engines/promql.py",
 )
 DESELECTED = ("tests/unit/test_fuzz_planner.py::test_fuzz_10000_specs_through_the_planner",)
-# Surviving mutants judged equivalent: no input can tell them from the original. Kept out of the score's denominator
-# and listed separately, each with the reason. Keep this list short and the reasons checkable.
-_RECONCILE = "llmop.controller.reconcile.x"
-_POLICY = "llmop.autoscale.policy.x"
-EQUIVALENT: dict[str, str] = {
-    f"{_RECONCILE}_desired_replicas__mutmut_18": "the default of autoscaling.enabled only meets `is False`: None "
-    "and True are both not False",
-    f"{_RECONCILE}_desired_replicas__mutmut_20": "the same default dropped (None): `is False` is still false",
-    f"{_RECONCILE}ǁReconcilerǁ__init____mutmut_2": "Reconciler.config is stored but read nowhere (the handlers "
-    "read the runtime's config)",
-    f"{_RECONCILE}ǁReconcilerǁ_reconcile_locked__mutmut_18": "the initial `deployment` is overwritten on both "
-    "branches (render always yields a Deployment; a refusal reads it), so None or '' never reaches the status",
-    **{
-        f"{_POLICY}{name}": reason
-        for name, reason in {
-            "ǁ_Readingǁneed__mutmut_1": "need()'s default for `ahead`: every caller passes ahead=True",
-            "ǁ_Readingǁneed__mutmut_11": "`ahead or True`: every caller passes ahead=True",
-            "ǁ_Readingǁneed__mutmut_12": "the `else` of `trend if ahead`: every caller passes ahead=True",
-            "ǁ_Readingǁload_fits__mutmut_34": "a search limit of replicas + 2 instead of + 1: `wanted <= replicas` "
-            "holds exactly when some count up to `replicas` fits, whatever the limit above it",
-            "ǁ_Readingǁrps_text__mutmut_6": "`rps or 1.0` in the trend text: the trend is capped at a quarter of the "
-            "rate, so it is shown (> 0.05) only with a rate > 0",
-            "ǁ_Readingǁmodel_itl__mutmut_7": "`replicas < 0` for `<= 0`: called with max(ready, 1) and with fewer >= 1",
-            "__read__mutmut_106": "`>=` for `>` against 1 - p/100 + 1e-12: a share 1 - q with q in [0.5, 1) is a "
-            "multiple of 2**-53 and the threshold is not, so they never meet",
-            "__hold__mutmut_13": "`desired >= current` for `>` where desired != current",
-            "__estimate__mutmut_42": "`ready >= 0` for `> 0`: ready 0 sizes ceil(0 - 1e-9) = 0 replicas by latency, "
-            "which is not taken",
-            "__estimate__mutmut_61": "`by_latency >= 0` for `> 0`: by_latency is at least 1 here (latency above the "
-            "target, which is above the floor, on at least one ready replica)",
-            "__calibrate__mutmut_11": "`ready < 0` for `<= 0`: ready 0 returns on the next test (waiting >= 0)",
-            "__learn_batch_cap__mutmut_41": "`>=` for `>`: equal sets the batch limit to the value it has",
-            "__decide__mutmut_117": "_calibrate's `current` argument is not read",
-            "__decide__mutmut_149": "`metrics_reason = note`: the note is the string 'ok' exactly when it is ok",
-            "__decide__mutmut_154": "the same ('XXokXX'): the note is 'ok' or the reason, either way the value",
-            "__decide__mutmut_155": "the same ('OK')",
-            "__decide__mutmut_274": "`capacity or 1` in the capacity reason: the reason is used only when capacity "
-            "is a positive number",
-            "__decide__mutmut_293": "latency_breach None for False: only its truth is read",
-            "__decide__mutmut_296": "the same, for a probed latency",
-            "__decide__mutmut_348": "`ttft_ms or 1.0`: only an observed 0 ms reaches it, and 0 ms breaches no target "
-            "(the spec's TTFT target is > 0)",
-            "__decide__mutmut_511": "breach_since=None dropped after _scaled, which already clears it",
-            "__decide__mutmut_545": "_headroom's `current` argument is not read",
-            "__decide__mutmut_567": "outside [min, max] _hold replaces the reason with the clamp's",
-            "__decide__mutmut_573": "the same (reason None)",
-            "__decide__mutmut_584": "the same (reason 'XXXX')",
-            "__decide__mutmut_710": "the 0.0 floor of the wait: on that branch one of the other two terms is positive",
-            "__headroom__mutmut_44": "`coarse_edge_ms or 1.0`: over_edge is set only with a coarse edge",
-            "__headroom__mutmut_79": "`now_itl or ...`: an infinite ITL on the ready replicas means the load needs "
-            "more than them, which is pressure, so headroom is not judged",
-        }.items()
+# Surviving mutants judged equivalent: no input can tell them from the original (or none the spec and catalogs
+# allow, as the reason says). Kept out of the score's denominator and listed separately, each with its reason.
+# mutmut numbers mutants per function: an edit to a function renumbers them, so re-check this list after one.
+EQUIVALENT_BY_MODULE: dict[str, dict[str, str]] = {
+    "llmop.controller.reconcile": {
+        "x_desired_replicas__mutmut_18": "the default of autoscaling.enabled only meets `is False`: None and True "
+        "are both not False",
+        "x_desired_replicas__mutmut_20": "the same default dropped (None): `is False` is still false",
+        "xǁReconcilerǁ__init____mutmut_2": "Reconciler.config is stored but read nowhere (the handlers read the "
+        "runtime's config)",
+        "xǁReconcilerǁ_reconcile_locked__mutmut_18": "the initial `deployment` is overwritten on both branches "
+        "(render always yields a Deployment; a refusal reads it), so None or '' never reaches the status",
+    },
+    "llmop.autoscale.policy": {
+        "xǁ_Readingǁneed__mutmut_1": "need()'s default for `ahead`: every caller passes ahead=True",
+        "xǁ_Readingǁneed__mutmut_11": "`ahead or True`: every caller passes ahead=True",
+        "xǁ_Readingǁneed__mutmut_12": "the `else` of `trend if ahead`: every caller passes ahead=True",
+        "xǁ_Readingǁload_fits__mutmut_34": "a search limit of replicas + 2 instead of + 1: `wanted <= replicas` "
+        "holds exactly when some count up to `replicas` fits, whatever the limit above it",
+        "xǁ_Readingǁrps_text__mutmut_6": "`rps or 1.0` in the trend text: the trend is capped at a quarter of the "
+        "rate, so it is shown (> 0.05) only with a rate > 0",
+        "xǁ_Readingǁmodel_itl__mutmut_7": "`replicas < 0` for `<= 0`: called with max(ready, 1) and with fewer >= 1",
+        "x__read__mutmut_106": "`>=` for `>` against 1 - p/100 + 1e-12: a share 1 - q with q in [0.5, 1) is a "
+        "multiple of 2**-53 and the threshold is not, so they never meet",
+        "x__hold__mutmut_13": "`desired >= current` for `>` where desired != current",
+        "x__estimate__mutmut_42": "`ready >= 0` for `> 0`: ready 0 sizes ceil(0 - 1e-9) = 0 replicas by latency, "
+        "which is not taken",
+        "x__estimate__mutmut_61": "`by_latency >= 0` for `> 0`: by_latency is at least 1 here (latency above the "
+        "target, which is above the floor, on at least one ready replica)",
+        "x__calibrate__mutmut_11": "`ready < 0` for `<= 0`: ready 0 returns on the next test (waiting >= 0)",
+        "x__learn_batch_cap__mutmut_41": "`>=` for `>`: equal sets the batch limit to the value it has",
+        "x__decide__mutmut_117": "_calibrate's `current` argument is not read",
+        "x__decide__mutmut_149": "`metrics_reason = note`: the note is the string 'ok' exactly when it is ok",
+        "x__decide__mutmut_154": "the same ('XXokXX'): the note is 'ok' or the reason, either way the value",
+        "x__decide__mutmut_155": "the same ('OK')",
+        "x__decide__mutmut_274": "`capacity or 1` in the capacity reason: the reason is used only when capacity is "
+        "a positive number",
+        "x__decide__mutmut_293": "latency_breach None for False: only its truth is read",
+        "x__decide__mutmut_296": "the same, for a probed latency",
+        "x__decide__mutmut_348": "`ttft_ms or 1.0`: only an observed 0 ms reaches it, and 0 ms breaches no target "
+        "(the spec's TTFT target is > 0)",
+        "x__decide__mutmut_511": "breach_since=None dropped after _scaled, which already clears it",
+        "x__decide__mutmut_545": "_headroom's `current` argument is not read",
+        "x__decide__mutmut_567": "outside [min, max] _hold replaces the reason with the clamp's",
+        "x__decide__mutmut_573": "the same (reason None)",
+        "x__decide__mutmut_584": "the same (reason 'XXXX')",
+        "x__decide__mutmut_710": "the 0.0 floor of the wait: on that branch one of the other two terms is positive",
+        "x__headroom__mutmut_44": "`coarse_edge_ms or 1.0`: over_edge is set only with a coarse edge",
+        "x__headroom__mutmut_79": "`now_itl or ...`: an infinite ITL on the ready replicas means the load needs "
+        "more than them, which is pressure, so headroom is not judged",
+    },
+    "llmop.controller.status_update": {
+        "x_compute_status__mutmut_53": "the pod selector has one label: the separator of the join is never written",
+        "x_plan_summary__mutmut_8": "PlanStatus holds only str, int, float and list fields: its python and json "
+        "dumps are equal",
+        "x_plan_summary__mutmut_11": "the same (mode left out)",
+        "x_plan_summary__mutmut_15": "the same (mode 'XXjsonXX')",
+        "x_plan_summary__mutmut_16": "the same (mode 'JSON')",
+    },
+    "llmop.plan.planner": {
+        "x_plan__mutmut_50": "lstrip('XXvXX') strips X and v: the spec's pattern allows only a v before the digits",
+        "x_plan__mutmut_137": "an architecture or quantization finding is already in `errors`",
+        "x__accepted_plan__mutmut_1": "the default of checkpoint_known: plan(), the one caller, passes it",
+        "x__accepted_plan__mutmut_111": "int(a / b) for a // b: equal for these positive magnitudes",
+        "x__accepted_plan__mutmut_116": "max(context, 2) for max(context, 1): maxModelLen >= 128 (the spec's "
+        "minimum), so the mean context is >= 64",
+        "x__accepted_plan__mutmut_117": "a KV-cache cap of at least 2 for at least 1: an accepted plan holds a full "
+        "sequence, twice the mean context",
+    },
+    "llmop.plan.compat": {
+        "x_resolve_quantization__mutmut_90": "'none' GPUs: every catalog rule has a catalog GPU at or above its "
+        "compute-capability floor, so the list is never empty",
+        "x_resolve_quantization__mutmut_91": "the same ('NONE')",
+        "x_engine_gpu_finding__mutmut_12": "_other_engines(None) also lists the refused engine, which has no build "
+        "for this architecture, so the filter drops it",
+        "x_engine_gpu_finding__mutmut_19": "the 'Use gpu.type' text needs an architecture without any engine build: "
+        "every GPU architecture has a vLLM build",
+        "x_engine_gpu_finding__mutmut_21": "with two engines there is at most one other engine: the separator of the "
+        "join is never written",
+        "x_engine_gpu_finding__mutmut_22": "the 'Use gpu.type' text is unreachable (above)",
+        "x_engine_gpu_finding__mutmut_23": "the same",
+        "x_engine_gpu_finding__mutmut_24": "the same",
     },
 }
+EQUIVALENT = {f"{module}.{name}": why for module, names in EQUIVALENT_BY_MODULE.items() for name, why in names.items()}
 # mutmut's statuses: a timeout is a mutant the tests detected (it ran away); "no tests" is a mutant no unit test
 # reaches, counted as surviving. Not checked / skipped mutants (an interrupted run) are left out.
 DETECTED = ("killed", "timeout", "caught by type check")
@@ -125,6 +158,8 @@ def stage(modules: tuple[str, ...], commit: str) -> None:
         f"also_copy = {json.dumps(copied)}\n"
         'pytest_add_cli_args_test_selection = ["tests/unit"]\n'
         f'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"{deselect}]\n'
+        # A mutant that loops (the batch bisection) is stopped after 3x its tests' CPU time, not mutmut's 15x.
+        "timeout_multiplier = 3.0\n"
         f"# measured commit: {commit}\n"
     )
     (STAGE / "pyproject.toml").write_text(text, encoding="utf-8")
@@ -190,7 +225,7 @@ def load_rows() -> dict[str, dict[str, Any]]:
 def write_report(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     ordered = {module: rows[module] for module in CORE if module in rows}
     ordered |= {module: row for module, row in sorted(rows.items()) if module not in ordered}
-    keys = ("mutants", "judged", "killed", "timeout", "survived", "no_tests", "equivalent", "seconds")
+    keys = ("mutants", "judged", "killed", "timeout", "survived", "no_tests", "equivalent")
     total: dict[str, Any] = {key: sum(row[key] for row in ordered.values()) for key in keys}
     total["score_pct"] = round(100.0 * total["killed"] / max(total["judged"], 1), 1)
     unmeasured = [module for module in CORE if module not in ordered]
@@ -210,7 +245,7 @@ def write_report(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
         + ", ".join(f"`{test}`" for test in DESELECTED)
         + ".",
         "",
-        "| module | mutants | killed | survived | equivalent | score % | run s | measured | code at |",
+        "| module | mutants | killed | survived | equivalent | score % | run s (of the run) | measured | code at |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for module, row in ordered.items():
@@ -220,7 +255,7 @@ def write_report(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
         )
     lines.append(
         f"| **total** | {total['mutants']} | {total['killed']} | {total['survived']} | {total['equivalent']} "
-        f"| **{total['score_pct']}** | {total['seconds']} | | |"
+        f"| **{total['score_pct']}** | | | |"
     )
     lines += ["", "Measured: " + (", ".join(f"`{m}`" for m in ordered) or "none") + "."]
     lines += ["Not measured: " + (", ".join(f"`{m}`" for m in unmeasured) or "none (the whole pure core)") + "."]
@@ -253,6 +288,7 @@ def main(argv: list[str]) -> int:
     args = list(argv)
     report_only = "--report" in args
     rerun = "--rerun" in args
+    resume = "--resume" in args
     children = int(_option(args, "--max-children", os.environ.get("MUTATION_MAX_CHILDREN", "1")))
     revision = _option(args, "--commit", "HEAD")
     names = [a for a in args if not a.startswith("--")]
@@ -261,12 +297,17 @@ def main(argv: list[str]) -> int:
     if rerun:  # names: test files (paths from the repository root) to copy into the staging copy first
         for test in names:
             shutil.copy2(ROOT / test, STAGE / test)
+        if any(status == "not checked" for status in results().values()):
+            subprocess.run(mutmut, cwd=STAGE, check=False)  # an interrupted run goes on, with the new tests
         surviving = sorted(name for name, status in results().items() if status in UNDETECTED)
         if surviving:
             subprocess.run([*mutmut, *surviving], cwd=STAGE, check=False)
-        modules, commit = staged_modules(), staged_commit() + " + " + " ".join(names)
+        modules, commit = staged_modules(), staged_commit() + " + tests added since"
     elif report_only:
         modules, commit = staged_modules(), staged_commit()
+    elif resume:  # an interrupted run: mutmut goes on with the mutants not yet checked
+        modules, commit = staged_modules(), staged_commit()
+        subprocess.run(mutmut, cwd=STAGE, check=False)
     else:
         modules = tuple(names) or CORE
         unknown = [m for m in modules if m not in CORE and not (ROOT / "operator" / m).is_file()]
@@ -289,6 +330,8 @@ def main(argv: list[str]) -> int:
         row["commit"] = previous.get("commit", commit) if report_only else commit
         if report_only or rerun:
             row["seconds"] = previous.get("seconds", row["seconds"])
+        elif resume:
+            row["seconds"] += previous.get("seconds", 0)
         rows[module] = row
     total = write_report(rows)
     print(json.dumps({module: rows[module]["score_pct"] for module in modules} | {"total": total["score_pct"]}))
