@@ -87,10 +87,9 @@ EQUIVALENT_BY_MODULE: dict[str, dict[str, str]] = {
         "x__decide__mutmut_348": "`ttft_ms or 1.0`: only an observed 0 ms reaches it, and 0 ms breaches no target "
         "(the spec's TTFT target is > 0)",
         "x__decide__mutmut_511": "breach_since=None dropped after _scaled, which already clears it",
-        "x__decide__mutmut_545": "_headroom's `current` argument is not read",
-        "x__decide__mutmut_567": "outside [min, max] _hold replaces the reason with the clamp's",
-        "x__decide__mutmut_573": "the same (reason None)",
-        "x__decide__mutmut_584": "the same (reason 'XXXX')",
+        "x__decide__mutmut_547": "outside [min, max] _hold replaces the reason with the clamp's (reason None)",
+        "x__decide__mutmut_558": "the same (reason 'XXXX')",
+        "x__decide__mutmut_564": "_headroom's `current` argument is not read",
         "x__decide__mutmut_710": "the 0.0 floor of the wait: on that branch one of the other two terms is positive",
         "x__headroom__mutmut_44": "`coarse_edge_ms or 1.0`: over_edge is set only with a coarse edge",
         "x__headroom__mutmut_79": "`now_itl or ...`: an infinite ITL on the ready replicas means the load needs "
@@ -105,6 +104,8 @@ EQUIVALENT_BY_MODULE: dict[str, dict[str, str]] = {
         "x_plan_summary__mutmut_16": "the same (mode 'JSON')",
     },
     "llmop.plan.planner": {
+        "x__choose_tensor_parallel__mutmut_7": "fits[2] for fits[1] in the weights figure: a fit's weight_bytes "
+        "is the whole model's at every count",
         "x_plan__mutmut_50": "lstrip('XXvXX') strips X and v: the spec's pattern allows only a v before the digits",
         "x_plan__mutmut_137": "an architecture or quantization finding is already in `errors`",
         "x__accepted_plan__mutmut_1": "the default of checkpoint_known: plan(), the one caller, passes it",

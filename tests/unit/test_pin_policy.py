@@ -1,7 +1,8 @@
 """autoscale/policy.py pinned: each rule of `decide` with its exact count, direction, reason, SLO state, metrics
 reason and the state it stores; the state's JSON both ways; the config from a plan; the trend, the learned load
-factor and batch limit, step by step. Values are the policy's own figures at fixed inputs, checked by hand where
-the arithmetic is short (comments)."""
+factor and batch limit. The expected values are the policy's own output at these inputs, each reviewed against the
+rule its case names (e.g. 2 -> 4 replicas = ceil(2 x (61 - 5) / (40 - 5) x 1.1)); a change to one is a change of
+behaviour to review, not a number to refresh."""
 
 from __future__ import annotations
 
