@@ -29,7 +29,7 @@ test: setup setup-engines lint
 	REQUIRE_K8S=1 REQUIRE_ENGINE_CHECK=1 $(PYTHON) -m pytest
 
 test-unit: setup-python
-	$(PYTHON) -m pytest tests/unit -q
+	$(PYTHON) -m pytest tests/unit -q -n auto
 
 demo: setup
 	llmop demo

@@ -105,10 +105,13 @@ def _cache_path(root: Path, endpoint: str, model: str, revision: str | None) -> 
 
 def _download(model: str, revision: str | None, token: str | bool | None, base: str, timeout_s: float) -> bytes:
     """One GET of config.json with huggingface_hub's URL, headers and error types (no retries: llmop retries)."""
-    from huggingface_hub import get_session, hf_hub_url
+    from huggingface_hub import constants, get_session, hf_hub_url
     from huggingface_hub.utils._headers import build_hf_headers
     from huggingface_hub.utils._http import hf_raise_for_status
 
+    # No telemetry: from huggingface_hub 2.4 the user agent's agent detection GETs {endpoint}/api/agent-harnesses
+    # first; the operator sends the hub nothing but this one request (README, threat model).
+    constants.HF_HUB_DISABLE_TELEMETRY = True
     url = hf_hub_url(model, "config.json", revision=revision, endpoint=base)
     response = get_session().get(url, headers=build_hf_headers(token=token), timeout=timeout_s)
     hf_raise_for_status(response)
