@@ -50,6 +50,14 @@ class PolicyConfig:
     queue_per_replica: float = 1.0  # waiting requests per ready replica that are pressure on their own
     calibration: CalibrationSettings | None = field(default_factory=CalibrationSettings)  # None: the plan's model as is
     percentile_model: bool = True  # the capacity model predicts the SLO's percentile (prefill steps), not the mean
+    share_rule: bool = True  # size and guard by the share of tokens above the SLO's edge (its error budget)
+    max_share_factor: float = 2.0  # a scale-up sized by that share at most doubles the ready replicas (HPA's default)
+    share_pressure: bool = True  # more than `slow_budget` above the edge is pressure before the percentile crosses
+
+    @property
+    def slow_budget(self) -> float:
+        """The share of tokens allowed above the SLO, inside the tolerance band (p95: 5 % x 0.9 = 4.5 %)."""
+        return (1.0 - self.percentile / 100.0) * (1.0 - self.tolerance)
 
     @property
     def model_percentile(self) -> float | None:
@@ -227,6 +235,15 @@ class _Reading:
     batch_cap: float | None = None  # the learned batch limit per replica (calibration)
     over_edge: bool = False  # a coarse histogram: more than the SLO's share of tokens is above the edge below target
     ttft_ms: float | None = None  # the TTFT objective's percentile over the window
+    slow_share: float | None = None  # share of the window's tokens above the SLO's edge (None: no such edge, no data)
+    slow_edge_ms: float = 0.0  # that edge
+
+    def share_on(self, config: PolicyConfig, ready: int, replicas: int) -> float | None:
+        """The slow share projected onto `replicas` (it grows with the prefill chunks per replica: linear in the
+        load per replica, an underestimate when fewer replicas also slow the steps); None when not judged."""
+        if self.slow_share is None or self.latency is None or self.probed or ready <= 0 or replicas <= 0:
+            return None
+        return self.slow_share * ready / replicas
 
     def model(self, config: PolicyConfig) -> CapacityModel | None:
         """The plan's capacity model with the learned batch limit."""
@@ -292,13 +309,27 @@ def _read(config: PolicyConfig, obs: Observation) -> tuple[_Reading, str]:
         note = f"{name} {obs.latency_text()} is below the histogram's resolution and the {_ms(config.target_ms)} SLO"
         return _Reading(None, f"{name} {obs.latency_text()}", demand, waiting, **load), note
     label, over_edge = f"{name} {obs.latency_text()}", False
+    edge, share = _slow_share(config, obs)
+    # A target inside a bucket: interpolation there is a guess. Judge at the edge below (conservative).
+    if config.coarse_edge_ms is not None and share is not None and share > 1.0 - config.percentile / 100.0 + 1e-12:
+        over_edge = True
+        label += f" ({share:.1%} of tokens above the {_ms(config.coarse_edge_ms)} edge below the SLO)"
+    if not config.share_rule:
+        share = None
+    reading = _Reading(obs.latency_ms, label, demand, waiting, over_edge=over_edge, ttft_ms=obs.ttft_ms, **load)
+    return replace(reading, slow_share=share, slow_edge_ms=edge), "ok"
+
+
+def _slow_share(config: PolicyConfig, obs: Observation) -> tuple[float, float | None]:
+    """(edge ms, share of tokens above it): the edge at or below the target for a coarse histogram, else the
+    histogram's edge within 0.5 ms of the target."""
     if config.coarse_edge_ms is not None:
-        # The target lies inside a bucket: interpolation there is a guess. Judge at the edge below (conservative).
-        share = obs.share_above(config.coarse_edge_ms / 1000.0)
-        if share is not None and share > 1.0 - config.percentile / 100.0 + 1e-12:
-            over_edge = True
-            label += f" ({share:.1%} of tokens above the {_ms(config.coarse_edge_ms)} edge below the SLO)"
-    return _Reading(obs.latency_ms, label, demand, waiting, over_edge=over_edge, ttft_ms=obs.ttft_ms, **load), "ok"
+        return config.coarse_edge_ms, obs.share_above(config.coarse_edge_ms / 1000.0)
+    near = [bound for bound, _ in obs.buckets if math.isfinite(bound) and abs(bound * 1000 - config.target_ms) <= 0.5]
+    if not near:
+        return config.target_ms, None
+    edge = min(near, key=lambda bound: abs(bound * 1000 - config.target_ms))
+    return edge * 1000, obs.share_above(edge)
 
 
 def _trend(config: PolicyConfig, state: PolicyState, reading: _Reading, now: float) -> tuple[PolicyState, _Reading]:
@@ -348,10 +379,18 @@ def _up_target(config: PolicyConfig, reading: _Reading, ready: int, current: int
 def _estimate(config: PolicyConfig, reading: _Reading, ready: int, current: int) -> tuple[int, str]:
     wants = [0]
     basis = "one more replica"
+    share = reading.share_on(config, ready, ready)
+    if share is not None and share > config.slow_budget:
+        # The error budget is a linear gauge of the prefill steps per replica: size by it, at most x`max_share_factor`.
+        by_share = math.ceil(ready * min(share / config.slow_budget, config.max_share_factor) - 1e-9)
+        if by_share > current:
+            wants.append(by_share)
+            edge = _ms(reading.slow_edge_ms)
+            basis = f"{share:.1%} of tokens above {edge} on {ready} ready, budget {config.slow_budget:.1%}"
     need = reading.need(config, config.target_ms * (1 - config.tolerance), ahead=True)
     per_replica = reading.concurrency(config)
     if need is not None:
-        if need > current:
+        if need > max(wants) and need > current:
             wants.append(need)
             basis = f"capacity model: {reading.rps_text()} needs {need}"
         if reading.waiting > 0 and per_replica:
@@ -365,7 +404,7 @@ def _estimate(config: PolicyConfig, reading: _Reading, ready: int, current: int)
     if reading.latency is not None and reading.latency > config.target_ms and ready > 0:
         excess = (reading.latency - config.decode_floor_ms) / max(config.target_ms - config.decode_floor_ms, 1e-9)
         by_latency = math.ceil(ready * excess * (1 + config.tolerance) - 1e-9)
-        if by_latency > wants[0]:
+        if by_latency > max(wants):
             wants.append(by_latency)
             basis = f"latency above the {_ms(config.decode_floor_ms)} floor x{excess:.2f}"
     if per_replica:
@@ -509,6 +548,11 @@ def _decide(
         why_capacity = f"{reading.demand:.0f} requests > capacity {capacity or 0:.0f} x {max(ready, 1)} ready"
     modelled = need is not None or capacity is not None
     latency_breach = reading.latency is not None and (reading.latency > target or reading.over_edge)
+    share_now = reading.share_on(config, ready, ready)
+    if config.share_pressure and share_now is not None and share_now > config.slow_budget and not latency_breach:
+        latency_breach = True  # the error budget is nearly spent: the percentile is about to cross the SLO
+        above = f"{share_now:.1%} of tokens above {_ms(reading.slow_edge_ms)}"
+        reading = replace(reading, label=f"{reading.label}, {above}")
     if latency_breach and stale_window and modelled and not over_capacity:
         latency_breach = False  # the window still holds the time before the last readiness change
     if latency_breach and reading.probed:
@@ -624,6 +668,10 @@ def _headroom(config: PolicyConfig, reading: _Reading, ready: int, current: int,
     if reading.over_edge:
         edge = _ms(config.coarse_edge_ms or 0.0)
         return False, f"more than {100 - config.percentile:g} % of tokens above the {edge} edge"
+    share = reading.share_on(config, ready, fewer)
+    if share is not None and share > config.slow_budget:
+        edge = _ms(reading.slow_edge_ms)
+        return False, f"{fewer} replicas would put ~{share:.1%} of tokens above {edge} (> {config.slow_budget:.1%})"
     parts: list[str] = []
     need = reading.need(config, limit, ahead=True)
     if need is not None:

@@ -1,0 +1,248 @@
+"""The error-budget rule of autoscale/policy.py pinned: the share of the window's tokens above the SLO's histogram
+edge sizes a scale-up (at most doubling), is pressure once past the tolerance band, and guards a scale-in (projected
+linearly onto fewer replicas). Expected values are the policy's output at these inputs, each checked by hand
+against the arithmetic in its comment."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from test_pin_policy import MODELLED, PLAIN, T0, load, obs, outcome
+
+from llmop.autoscale.policy import PolicyConfig, PolicyState, decide
+
+
+def ladder(above_pct: float, target_s: float = 0.04, total: float = 1000.0) -> tuple[tuple[float, float], ...]:
+    """Cumulative bucket counts with `above_pct` % of the tokens above the `target_s` edge."""
+    below = total * (1 - above_pct / 100)
+    return ((target_s - 0.01, below * 0.9), (target_s, below), (target_s + 0.01, below + (total - below) / 2),
+            (float("inf"), total))  # fmt: skip
+
+
+# fmt: off
+CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
+    "the_share_above_the_edge_sizes_the_scale_up": (
+        # ceil(2 x 8 % / 4.5 %) = 4; the latency rule alone asks for ceil(2 x (41 - 5) / 35 x 1.1) = 3
+        lambda: decide(PLAIN, PolicyState(breach_since=T0 - 30), obs(41.0, buckets=ladder(8.0)), 2, 2, T0),
+        (4,
+         "up",
+         "scaled 2 -> 4: p95 TPOT 41 ms > SLO 40 ms for 30 s (8.0% of tokens above 40 ms on 2 ready, budget "
+         "4.5%)",
+         False,
+         True,
+         "ok",
+         {"lastScaleAt": "1970-01-01T00:16:40.000Z", "lastScaleDirection": "up", "lastReady": 2},
+         None),
+    ),
+    "a_share_sized_scale_up_at_most_doubles": (
+        # 50 % / 4.5 % = x11, held to x2: 3 -> 6
+        lambda: decide(PLAIN, PolicyState(breach_since=T0 - 30), obs(41.0, buckets=ladder(50.0)), 3, 3, T0),
+        (6,
+         "up",
+         "scaled 3 -> 6: p95 TPOT 41 ms > SLO 40 ms for 30 s (50.0% of tokens above 40 ms on 3 ready, "
+         "budget 4.5%)",
+         False,
+         True,
+         "ok",
+         {"lastScaleAt": "1970-01-01T00:16:40.000Z", "lastScaleDirection": "up", "lastReady": 3},
+         None),
+    ),
+    "a_share_sized_scale_up_is_clamped_to_max": (
+        # 6 x 2 = 12, max 8
+        lambda: decide(PLAIN, PolicyState(breach_since=T0 - 30), obs(41.0, buckets=ladder(50.0)), 6, 6, T0),
+        (8,
+         "up",
+         "scaled 6 -> 8: p95 TPOT 41 ms > SLO 40 ms for 30 s (50.0% of tokens above 40 ms on 6 ready, "
+         "budget 4.5%)",
+         False,
+         True,
+         "ok",
+         {"lastScaleAt": "1970-01-01T00:16:40.000Z", "lastScaleDirection": "up", "lastReady": 6},
+         None),
+    ),
+    "a_spent_budget_is_pressure_before_the_percentile_crosses": (
+        # 4.6 % > 4.5 %: the clock starts while p95 is still 39 ms
+        lambda: decide(PLAIN, PolicyState(), obs(39.0, buckets=ladder(4.6)), 2, 2, T0),
+        (2,
+         "hold",
+         "holding 2: p95 TPOT 39 ms, 4.6% of tokens above 40 ms > SLO 40 ms for 0 s (< 30 s)",
+         True,
+         True,
+         "ok",
+         {"breachSince": "1970-01-01T00:16:40.000Z", "lastReady": 2},
+         None),
+    ),
+    "that_pressure_held_scales_by_the_share": (
+        # ceil(2 x 4.6 / 4.5) = 3
+        lambda: decide(PLAIN, PolicyState(breach_since=T0 - 30), obs(39.0, buckets=ladder(4.6)), 2, 2, T0),
+        (3,
+         "up",
+         "scaled 2 -> 3: p95 TPOT 39 ms, 4.6% of tokens above 40 ms > SLO 40 ms for 30 s (4.6% of tokens "
+         "above 40 ms on 2 ready, budget 4.5%)",
+         True,
+         True,
+         "ok",
+         {"lastScaleAt": "1970-01-01T00:16:40.000Z", "lastScaleDirection": "up", "lastReady": 2},
+         None),
+    ),
+    "a_share_at_the_band_is_no_pressure": (
+        # exactly 4.5 %: no pressure; on 1 replica it would be 9 %
+        lambda: decide(PLAIN, PolicyState(), obs(39.0, buckets=ladder(4.5)), 2, 2, T0),
+        (2,
+         "hold",
+         "holding 2: p95 TPOT 39 ms; 1 replicas would put ~9.0% of tokens above 40 ms (> 4.5%)",
+         True,
+         True,
+         "ok",
+         {"lastReady": 2},
+         None),
+    ),
+    "share_pressure_off": (
+        lambda: decide(replace(PLAIN, share_pressure=False), PolicyState(), obs(39.0, buckets=ladder(4.6)), 2, 2, T0),
+        (2,
+         "hold",
+         "holding 2: p95 TPOT 39 ms; 1 replicas would put ~9.2% of tokens above 40 ms (> 4.5%)",
+         True,
+         True,
+         "ok",
+         {"lastReady": 2},
+         None),
+    ),
+    "the_share_on_fewer_replicas_blocks_a_scale_in": (
+        # 3.2 % x 3 / 2 = 4.8 % > 4.5 %
+        lambda: decide(PLAIN, PolicyState(headroom_since=T0 - 400), obs(20.0, running=20, buckets=ladder(3.2)), 3,
+                3, T0),
+        (3,
+         "hold",
+         "holding 3: p95 TPOT 20 ms; 2 replicas would put ~4.8% of tokens above 40 ms (> 4.5%)",
+         True,
+         True,
+         "ok",
+         {"lastReady": 3},
+         None),
+    ),
+    "a_share_that_fits_fewer_lets_the_scale_in_go": (
+        # 2.9 % x 3 / 2 = 4.35 %
+        lambda: decide(PLAIN, PolicyState(headroom_since=T0 - 400), obs(20.0, running=20, buckets=ladder(2.9)), 3,
+                3, T0),
+        (2,
+         "down",
+         "scaled 3 -> 2: p95 TPOT 20 ms <= SLO 40 ms; 2 replicas project ~28 ms, 20 requests fit 2 for 400 s",
+         True,
+         True,
+         "ok",
+         {"headroomSince": "1970-01-01T00:10:00.000Z",
+          "lastScaleAt": "1970-01-01T00:16:40.000Z",
+          "lastScaleDirection": "down",
+          "lastReady": 3},
+         None),
+    ),
+    "share_rule_off_scales_in_as_before": (
+        lambda: decide(replace(PLAIN, share_rule=False), PolicyState(headroom_since=T0 - 400), obs(20.0,
+                running=20, buckets=ladder(3.2)), 3, 3, T0),
+        (2,
+         "down",
+         "scaled 3 -> 2: p95 TPOT 20 ms <= SLO 40 ms; 2 replicas project ~28 ms, 20 requests fit 2 for 400 s",
+         True,
+         True,
+         "ok",
+         {"headroomSince": "1970-01-01T00:10:00.000Z",
+          "lastScaleAt": "1970-01-01T00:16:40.000Z",
+          "lastScaleDirection": "down",
+          "lastReady": 3},
+         None),
+    ),
+    "an_edge_within_half_a_millisecond_of_the_target_is_used": (
+        lambda: decide(replace(PLAIN, target_ms=40.4), PolicyState(headroom_since=T0 - 400), obs(20.0, running=20,
+                buckets=ladder(3.2)), 3, 3, T0),
+        (3,
+         "hold",
+         "holding 3: p95 TPOT 20 ms; 2 replicas would put ~4.8% of tokens above 40 ms (> 4.5%)",
+         True,
+         True,
+         "ok",
+         {"lastReady": 3},
+         None),
+    ),
+    "no_edge_within_half_a_millisecond_no_share": (
+        lambda: decide(replace(PLAIN, target_ms=40.6), PolicyState(headroom_since=T0 - 400), obs(20.0, running=20,
+                buckets=ladder(3.2)), 3, 3, T0),
+        (2,
+         "down",
+         "scaled 3 -> 2: p95 TPOT 20 ms <= SLO 41 ms; 2 replicas project ~28 ms, 20 requests fit 2 for 400 s",
+         True,
+         True,
+         "ok",
+         {"headroomSince": "1970-01-01T00:10:00.000Z",
+          "lastScaleAt": "1970-01-01T00:16:40.000Z",
+          "lastScaleDirection": "down",
+          "lastReady": 3},
+         None),
+    ),
+    "a_probe_reading_has_no_share": (
+        lambda: decide(PLAIN, PolicyState(headroom_since=T0 - 400), obs(20.0, running=0, buckets=ladder(3.2),
+                source="probe"), 3, 3, T0),
+        (2,
+         "down",
+         "scaled 3 -> 2: probe TPOT 20 ms <= SLO 40 ms; probe TPOT 20 ms on an idle engine, 0 requests fit "
+         "2 for 400 s",
+         True,
+         True,
+         "ok",
+         {"headroomSince": "1970-01-01T00:10:00.000Z",
+          "lastScaleAt": "1970-01-01T00:16:40.000Z",
+          "lastScaleDirection": "down",
+          "lastReady": 3},
+         None),
+    ),
+    "with_the_model_the_share_guards_the_scale_in": (
+        # the model says 2 fit; 3.2 % x 3 / 2 = 4.8 % says no
+        lambda: decide(MODELLED, PolicyState(headroom_since=T0 - 400), load(20.0, latency=30.0, buckets=ladder(3.2,
+                0.05)), 3, 3, T0),
+        (3,
+         "hold",
+         "holding 3: the load has fit 2 for 400 s, but 2 replicas would put ~4.8% of tokens above 50 ms (> "
+         "4.5%) (p95 TPOT 30 ms)",
+         True,
+         True,
+         "ok",
+         {"headroomSince": "1970-01-01T00:10:00.000Z",
+          "trendAt": "1970-01-01T00:16:40.000Z",
+          "lastReady": 3,
+          "trendRps": 20.0},
+         None),
+    ),
+    "with_the_model_the_share_sizes_past_it": (
+        # the model says 2 fit; 12 % / 4.5 % held to x2
+        lambda: decide(MODELLED, PolicyState(breach_since=T0 - 200), load(20.0, latency=52.0, buckets=ladder(12.0,
+                0.05)), 2, 2, T0),
+        (4,
+         "up",
+         "scaled 2 -> 4: p95 TPOT 52 ms > SLO 50 ms but the load fits 2 by the capacity model for 200 s "
+         "(12.0% of tokens above 50 ms on 2 ready, budget 4.5%)",
+         False,
+         True,
+         "ok",
+         {"lastScaleAt": "1970-01-01T00:16:40.000Z",
+          "trendAt": "1970-01-01T00:16:40.000Z",
+          "lastScaleDirection": "up",
+          "lastReady": 2,
+          "trendRps": 20.0},
+         None),
+    ),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_the_share_rule_pins_count_direction_reason_and_state(name: str) -> None:
+    call, expected = CASES[name]
+    assert outcome(call()) == expected
+
+
+def test_the_budget_is_the_percentiles_tail_inside_the_tolerance_band() -> None:
+    assert PLAIN.slow_budget == pytest.approx(0.045, abs=1e-15)
+    tight = PolicyConfig(target_ms=40.0, percentile=99, min_replicas=1, max_replicas=8, tolerance=0.2)
+    assert tight.slow_budget == pytest.approx(0.008, abs=1e-15)
