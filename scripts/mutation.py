@@ -36,6 +36,10 @@ STAGE = ROOT / ".mutation"
 RESULTS = ROOT / "bench" / "results"
 CORE = (
     "llmop/autoscale/policy.py",
+    "llmop/autoscale/policy_config.py",
+    "llmop/autoscale/policy_state.py",
+    "llmop/autoscale/reading.py",
+    "llmop/autoscale/learning.py",
     "llmop/plan/planner.py",
     "llmop/plan/compat.py",
     "llmop/plan/memory.py",

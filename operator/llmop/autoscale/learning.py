@@ -1,0 +1,56 @@
+"""What the policy learns from each window: the load factor and the batch limit of a replica. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from llmop.autoscale import calibration
+from llmop.autoscale.metrics import Observation
+from llmop.autoscale.policy_config import PolicyConfig
+from llmop.autoscale.policy_state import PolicyState
+from llmop.autoscale.reading import PolicyReading
+
+
+def calibrate(
+    config: PolicyConfig, state: PolicyState, reading: PolicyReading, current: int, ready: int, now: float
+) -> PolicyState:
+    """Learn the load factor from this window, when the window describes the replicas that are ready now.
+
+    A replica still starting does not serve, so a scale-up's window stays valid until the new replica is ready;
+    a scale-in or a readiness change spoils it for one window. A queue on every replica is the batch limit's
+    evidence (`learn_batch_cap`), not the latency curve's."""
+    settings, model = config.calibration, config.capacity_model
+    if settings is None or model is None or reading.latency is None or reading.probed or reading.rps is None:
+        return state
+    if ready <= 0 or reading.waiting >= ready:
+        return state
+    if state.ready_changed_at is not None and now - state.ready_changed_at < config.window_s:
+        return state  # the window still holds another replica count
+    scaled_in = state.last_scale_direction == "down" and state.last_scale_at is not None
+    if scaled_in and now - (state.last_scale_at or now) < config.window_s:
+        return state
+    evidence = calibration.Reading(reading.rps / ready, reading.prompt, reading.output, reading.latency)
+    settings = replace(settings, percentile=config.model_percentile)
+    sample = calibration.load_scale_sample(model, evidence, config.target_ms, config.decode_floor_ms, settings)
+    if sample is None:
+        return state
+    scale = calibration.updated_scale(state.load_scale, sample[0], sample[1], settings)
+    return replace(state, load_scale=scale)
+
+
+def learn_batch_cap(
+    config: PolicyConfig, state: PolicyState, obs: Observation, reading: PolicyReading, current: int, ready: int
+) -> PolicyState:
+    """The most sequences a replica really runs: while requests queue, the running ones are at the limit (KV cache
+    or max-num-seqs); running more than the learned limit without a queue raises it again."""
+    settings = config.calibration
+    if settings is None or config.capacity_model is None or obs.running is None or ready <= 0 or ready != current:
+        return state
+    per_replica = obs.running / ready
+    if reading.waiting >= ready:  # a queue on every replica, on average: the batches are full
+        alpha = 1.0 - 0.5 ** (settings.tick_s / settings.half_life_s)
+        cap = per_replica if state.batch_cap is None else (1 - alpha) * state.batch_cap + alpha * per_replica
+        return replace(state, batch_cap=max(cap, 1.0))
+    if state.batch_cap is not None and per_replica > state.batch_cap:
+        return replace(state, batch_cap=per_replica)
+    return state
