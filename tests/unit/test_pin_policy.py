@@ -101,7 +101,7 @@ CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
     "half_a_waiting_request_counts_as_one_at_zero": (
         lambda: decide(replace(PLAIN, min_replicas=0), PolicyState(), obs(None, running=0, waiting=0.5, samples=0), 0,
                        0, T0),
-        (1, "up", "scaled 0 -> 1: 0 requests waiting", None, True,
+        (1, "up", "scaled 0 -> 1: 0.5 requests waiting", None, True,
          "0 tokens in the window < 200: latency not judged",
          {"lastScaleAt": "1970-01-01T00:16:40.000Z", "lastScaleDirection": "up", "lastReady": 0}, None),
     ),
@@ -350,7 +350,7 @@ CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
     ),
     "no_headroom_while_requests_wait": (
         lambda: decide(PLAIN, PolicyState(headroom_since=T0 - 400), obs(8.0, running=20, waiting=0.6), 3, 3, T0),
-        (3, "hold", "holding 3: p95 TPOT 8.0 ms; 1 requests waiting", True, True, "ok", {"lastReady": 3}, None),
+        (3, "hold", "holding 3: p95 TPOT 8.0 ms; 0.6 requests waiting", True, True, "ok", {"lastReady": 3}, None),
     ),
     "no_step_down_while_replicas_start": (
         lambda: decide(PLAIN, PolicyState(headroom_since=T0 - 400), obs(8.0, running=20), 3, 2, T0),
@@ -662,7 +662,7 @@ CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
     ),
     "a_backlog_blocks_the_step_not_the_clock": (
         lambda: decide(MODELLED, PolicyState(headroom_since=T0 - 400), load(20.0, waiting=0.6), 6, 6, T0),
-        (6, "hold", "holding 6: the load has fit 5 for 400 s, but 1 requests waiting (p95 TPOT 20 ms)", True, True,
+        (6, "hold", "holding 6: the load has fit 5 for 400 s, but 0.6 requests waiting (p95 TPOT 20 ms)", True, True,
          "ok",
          {"headroomSince": "1970-01-01T00:10:00.000Z",
           "trendAt": "1970-01-01T00:16:40.000Z",
@@ -1094,6 +1094,12 @@ CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
         (1, "up", "scaled 0 -> 1: 3 requests waiting", None, True,
          "0 tokens in the window < 200: latency not judged",
          {"lastScaleAt": "1970-01-01T00:16:40.000Z", "lastScaleDirection": "up", "lastReady": 0}, None),
+    ),
+    "tokens_without_a_quantile_are_not_called_too_few": (
+        lambda: decide(PLAIN, PolicyState(), obs(None, running=10, waiting=0, samples=5000), 2, 2, T0),
+        (2, "hold", "holding 2: headroom for 0 s (p95 TPOT n/a); 1 would do in 300 s", None, True,
+         "no p95 TPOT in the window (5000 tokens): latency not judged",
+         {"headroomSince": "1970-01-01T00:16:40.000Z", "lastReady": 2}, None),
     ),
     "zero_wakes_when_max_is_one": (
         lambda: decide(replace(PLAIN, min_replicas=0, max_replicas=1), PolicyState(),

@@ -10,7 +10,7 @@ from llmop.autoscale.learning import calibrate, learn_batch_cap
 from llmop.autoscale.metrics import Observation
 from llmop.autoscale.policy_config import PolicyConfig, coarse_edge_ms
 from llmop.autoscale.policy_state import Decision, Direction, PolicyState, iso
-from llmop.autoscale.reading import PolicyReading, ms_text, read, seconds_text, track_trend
+from llmop.autoscale.reading import PolicyReading, count_text, ms_text, read, seconds_text, track_trend
 
 __all__ = ["Decision", "Direction", "PolicyConfig", "PolicyState", "coarse_edge_ms", "decide"]
 
@@ -139,7 +139,7 @@ def _decide(
     if current == 0:
         if reading.waiting > 0 and config.max_replicas > 0:
             desired = config.clamp(1)
-            reason = f"scaled 0 -> {desired}: {reading.waiting:.0f} requests waiting"
+            reason = f"scaled 0 -> {desired}: {count_text(reading.waiting)} requests waiting"
             return Decision(desired, "up", reason, slo_met, True, metrics_reason, _scaled(state, now, "up"))
         return _hold(config, state, current, "holding at 0: no waiting requests", slo_met, True, metrics_reason)
     # 3. An SLO below the physical floor cannot be chased.
@@ -172,10 +172,10 @@ def _decide(
         latency_breach = False  # an idle engine's own latency: more replicas do not lower it (SLOMet reports it)
     if not modelled and reading.latency is None and reading.waiting > 0:
         over_capacity = True  # no capacity model: a queue is the only load signal
-        why_capacity = f"{reading.waiting:.0f} requests waiting"
+        why_capacity = f"{count_text(reading.waiting)} requests waiting"
     elif not over_capacity and reading.waiting >= max(ready, 1) * config.queue_per_replica:
         over_capacity = True  # a queue is the first sign of a spike: the batches are full
-        why_capacity = f"{reading.waiting:.0f} requests waiting on {max(ready, 1)} ready"
+        why_capacity = f"{count_text(reading.waiting)} requests waiting on {max(ready, 1)} ready"
     ttft_breach = (
         config.ttft_target_ms is not None
         and obs.ttft_ms is not None
@@ -275,7 +275,7 @@ def _headroom(config: PolicyConfig, reading: PolicyReading, ready: int, current:
         idle = reading.demand <= 0 and (reading.latency is None or reading.probed)
         return idle, "no requests" if idle else "requests in flight"
     if reading.waiting > 0:
-        return False, f"{reading.waiting:.0f} requests waiting"
+        return False, f"{count_text(reading.waiting)} requests waiting"
     ttft_limit = None if config.ttft_target_ms is None else config.ttft_target_ms * (1 - 2 * config.tolerance)
     if ttft_limit is not None and reading.ttft_ms is not None and reading.ttft_ms > ttft_limit:
         return (

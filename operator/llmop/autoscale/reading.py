@@ -16,6 +16,11 @@ def ms_text(value: float) -> str:
     return f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"
 
 
+def count_text(value: float) -> str:
+    """A request count as read (gauges summed and averaged by Prometheus may be fractional): `3`, `0.5`."""
+    return f"{value:.0f}" if abs(value - round(value)) < 0.05 else f"{value:.1f}"
+
+
 def seconds_text(value: float) -> str:
     return f"{value:.0f} s"
 
@@ -109,6 +114,8 @@ def read(config: PolicyConfig, obs: Observation) -> tuple[PolicyReading, str]:
         ), "ok"
     if obs.latency_ms is None or obs.samples < config.min_samples:
         note = f"{obs.samples:.0f} tokens in the window < {config.min_samples:.0f}: latency not judged"
+        if obs.samples >= config.min_samples:
+            note = f"no {name} in the window ({obs.samples:.0f} tokens): latency not judged"
         return PolicyReading(None, f"{name} n/a", demand, waiting, **load), note
     if obs.below_resolution and obs.latency_ms > config.target_ms:
         note = (
