@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from test_pin_policy import MODELLED, PLAIN, T0, load, obs, outcome
+from test_pin_policy import MODELLED, PLAIN, RISING, T0, load, obs, outcome
 
 from llmop.autoscale.policy import PolicyConfig, PolicyState, decide
 
@@ -28,7 +28,7 @@ CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
         lambda: decide(PLAIN, PolicyState(breach_since=T0 - 30), obs(41.0, buckets=ladder(8.0)), 2, 2, T0),
         (4,
          "up",
-         "scaled 2 -> 4: p95 TPOT 41 ms > SLO 40 ms for 30 s (8.0% of tokens above 40 ms on 2 ready, budget "
+         "scaled 2 -> 4: p95 TPOT 41 ms > SLO 40 ms for 30 s (8.0% of tokens above 40 ms on 2 replicas, budget "
          "4.5%)",
          False,
          True,
@@ -41,7 +41,7 @@ CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
         lambda: decide(PLAIN, PolicyState(breach_since=T0 - 30), obs(41.0, buckets=ladder(50.0)), 3, 3, T0),
         (6,
          "up",
-         "scaled 3 -> 6: p95 TPOT 41 ms > SLO 40 ms for 30 s (50.0% of tokens above 40 ms on 3 ready, "
+         "scaled 3 -> 6: p95 TPOT 41 ms > SLO 40 ms for 30 s (50.0% of tokens above 40 ms on 3 replicas, "
          "budget 4.5%)",
          False,
          True,
@@ -54,7 +54,7 @@ CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
         lambda: decide(PLAIN, PolicyState(breach_since=T0 - 30), obs(41.0, buckets=ladder(50.0)), 6, 6, T0),
         (8,
          "up",
-         "scaled 6 -> 8: p95 TPOT 41 ms > SLO 40 ms for 30 s (50.0% of tokens above 40 ms on 6 ready, "
+         "scaled 6 -> 8: p95 TPOT 41 ms > SLO 40 ms for 30 s (50.0% of tokens above 40 ms on 6 replicas, "
          "budget 4.5%)",
          False,
          True,
@@ -80,7 +80,7 @@ CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
         (3,
          "up",
          "scaled 2 -> 3: p95 TPOT 39 ms, 4.6% of tokens above 40 ms > SLO 40 ms for 30 s (4.6% of tokens "
-         "above 40 ms on 2 ready, budget 4.5%)",
+         "above 40 ms on 2 replicas, budget 4.5%)",
          True,
          True,
          "ok",
@@ -221,7 +221,7 @@ CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
         (4,
          "up",
          "scaled 2 -> 4: p95 TPOT 52 ms > SLO 50 ms but the load fits 2 by the capacity model for 200 s "
-         "(12.0% of tokens above 50 ms on 2 ready, budget 4.5%)",
+         "(12.0% of tokens above 50 ms on 2 replicas, budget 4.5%)",
          False,
          True,
          "ok",
@@ -231,6 +231,60 @@ CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
           "lastReady": 2,
           "trendRps": 20.0},
          None),
+    ),
+    "a_stale_window_is_spent_by_the_replicas_before_the_new_one": (
+        # 6 % spent by 2 is 4 % on the 3 ready now: no pressure; on 2 it would be 6 %
+        lambda: decide(PLAIN, PolicyState(last_ready=3, ready_before=2, ready_changed_at=T0 - 60, breach_since=T0 - 30),
+                       obs(39.0, buckets=ladder(6.0)), 3, 3, T0),
+        (3, "hold", "holding 3: p95 TPOT 39 ms; 2 replicas would put ~6.0% of tokens above 40 ms (> 4.5%)", True,
+         True, "ok", {"readyChangedAt": "1970-01-01T00:15:40.000Z", "lastReady": 3, "readyBefore": 2}, None),
+    ),
+    "a_stale_window_sizes_from_the_replicas_that_spent_it": (
+        # a queue on every replica; ceil(2 x 10 / 4.5) = 5 (by the 3 ready it would be 6)
+        lambda: decide(PLAIN, PolicyState(last_ready=3, ready_before=2, ready_changed_at=T0 - 60, breach_since=T0 - 30),
+                       obs(40.5, waiting=3, buckets=ladder(10.0)), 3, 3, T0),
+        (5, "up",
+         "scaled 3 -> 5: 3 requests waiting on 3 ready for 30 s (10.0% of tokens above 40 ms on 2 replicas, budget "
+         "4.5%)",
+         False, True, "ok",
+         {"lastScaleAt": "1970-01-01T00:16:40.000Z", "readyChangedAt": "1970-01-01T00:15:40.000Z",
+          "lastScaleDirection": "up", "lastReady": 3, "readyBefore": 2},
+         None),
+    ),
+    "a_second_new_replica_within_the_window_keeps_the_first_count": (
+        lambda: decide(PLAIN, PolicyState(last_ready=3, ready_before=2, ready_changed_at=T0 - 60),
+                       obs(20.0, running=60), 4, 4, T0),
+        (4, "hold", "holding 4: headroom for 0 s (p95 TPOT 20 ms); 3 would do in 300 s", True, True, "ok",
+         {"headroomSince": "1970-01-01T00:16:40.000Z", "readyChangedAt": "1970-01-01T00:16:40.000Z",
+          "lastReady": 4, "readyBefore": 2},
+         None),
+    ),
+    "a_new_replica_after_the_window_starts_from_the_last_count": (
+        lambda: decide(PLAIN, PolicyState(last_ready=3, ready_before=2, ready_changed_at=T0 - 130),
+                       obs(20.0, running=60), 4, 4, T0),
+        (4, "hold", "holding 4: headroom for 0 s (p95 TPOT 20 ms); 3 would do in 300 s", True, True, "ok",
+         {"headroomSince": "1970-01-01T00:16:40.000Z", "readyChangedAt": "1970-01-01T00:16:40.000Z",
+          "lastReady": 4, "readyBefore": 3},
+         None),
+    ),
+    "the_share_is_projected_with_the_load_trend": (
+        # 3.8 % x (50 + 12.5) / 50 = 4.75 % > 4.5 %; ceil(4 x 4.75 / 4.5) = 5
+        lambda: decide(replace(MODELLED, startup_s=80.0), replace(RISING, breach_since=T0 - 120),
+                       load(50.0, latency=40.0, buckets=ladder(3.8, 0.05)), 4, 4, T0),
+        (5, "up",
+         "scaled 4 -> 5: p95 TPOT 40 ms, 4.8% of tokens above 50 ms > SLO 50 ms but the load fits 4 by the capacity "
+         "model for 120 s (4.8% of tokens above 50 ms on 4 replicas, budget 4.5%)",
+         True, True, "ok",
+         {"lastScaleAt": "1970-01-01T00:16:40.000Z", "trendAt": "1970-01-01T00:15:41.000Z",
+          "lastScaleDirection": "up", "lastReady": 4, "trendRps": 50.0, "trendSlope": 1.0, "trendGrowth": 1.0},
+         None),
+    ),
+    "a_coarse_histogram_has_no_error_budget_gauge": (
+        # 4.8 % above an edge at or below the target: tokens that met it; within the SLO's 5 %, no pressure
+        lambda: decide(replace(PLAIN, coarse_edge_ms=40.0), PolicyState(breach_since=T0 - 30),
+                       obs(39.0, buckets=ladder(4.8)), 2, 2, T0),
+        (2, "hold", "holding 2: p95 TPOT 39 ms; 1 replicas would give ~73 ms > 36 ms", True, True, "ok",
+         {"lastReady": 2}, None),
     ),
 }
 # fmt: on
@@ -246,3 +300,9 @@ def test_the_budget_is_the_percentiles_tail_inside_the_tolerance_band() -> None:
     assert PLAIN.slow_budget == pytest.approx(0.045, abs=1e-15)
     tight = PolicyConfig(target_ms=40.0, percentile=99, min_replicas=1, max_replicas=8, tolerance=0.2)
     assert tight.slow_budget == pytest.approx(0.008, abs=1e-15)
+
+
+@pytest.mark.parametrize(("stored", "expected"), [(2, 2), (0, 0), (-1, None), (True, None), ("2", None), (2.0, None)])
+def test_ready_before_is_read_back_only_as_a_count(stored: Any, expected: int | None) -> None:
+    assert PolicyState.from_dict({"readyBefore": stored}).ready_before == expected
+    assert PolicyState(ready_before=3).to_dict() == {"readyBefore": 3}

@@ -37,14 +37,15 @@ def _up_target(config: PolicyConfig, reading: PolicyReading, ready: int, current
 def _estimate(config: PolicyConfig, reading: PolicyReading, ready: int, current: int) -> tuple[int, str]:
     wants = [0]
     basis = "one more replica"
-    share = reading.share_on(config, ready, ready)
+    share, spent_by = reading.share_on(reading.share_replicas), reading.share_replicas
     if share is not None and share > config.slow_budget:
-        # The error budget is a linear gauge of the prefill steps per replica: size by it, at most x`max_share_factor`.
-        by_share = math.ceil(ready * min(share / config.slow_budget, config.max_share_factor) - 1e-9)
+        # The error budget is a linear gauge of the prefill steps per replica: size by it, at most x`max_share_factor`
+        # the ready replicas.
+        by_share = math.ceil(min(spent_by * share / config.slow_budget, config.max_share_factor * ready) - 1e-9)
         if by_share > current:
             wants.append(by_share)
             edge = ms_text(reading.slow_edge_ms)
-            basis = f"{share:.1%} of tokens above {edge} on {ready} ready, budget {config.slow_budget:.1%}"
+            basis = f"{share:.1%} of tokens above {edge} on {spent_by} replicas, budget {config.slow_budget:.1%}"
     need = reading.need(config, config.target_ms * (1 - config.tolerance), ahead=True)
     per_replica = reading.concurrency(config)
     if need is not None:
@@ -114,7 +115,10 @@ def _decide(
     """
     current, ready = max(current_replicas, 0), max(min(ready_replicas, current_replicas), 0)
     if state.last_ready is not None and ready > state.last_ready:
-        state = replace(state, ready_changed_at=now)  # the latency window still holds the time before
+        # The latency window still holds the time before; within one window the first count before it stands.
+        stale = state.ready_changed_at is not None and now - state.ready_changed_at < config.window_s
+        before = state.ready_before if stale and state.ready_before is not None else state.last_ready
+        state = replace(state, ready_changed_at=now, ready_before=before)
     state = replace(state, last_ready=ready)
     target = config.target_ms
     # 1. Missing, failed or stale data: fail static.
@@ -151,6 +155,9 @@ def _decide(
         return _hold(config, state, current, reason, False, True, metrics_reason)
     # 4. Pressure: latency above the SLO, or more requests than the capacity model allows on the ready replicas.
     stale_window = state.ready_changed_at is not None and now - state.ready_changed_at < config.window_s
+    # A window that still holds the time before the last new replica: its error budget was spent by fewer.
+    spent_by = state.ready_before if stale_window and state.ready_before is not None else ready
+    reading = replace(reading, share_replicas=spent_by)
     capacity = reading.concurrency(config)
     need = reading.need(config, target, ahead=True)  # the load now, plus its trend over the start-up delay
     if need is not None:
@@ -161,7 +168,7 @@ def _decide(
         why_capacity = f"{reading.demand:.0f} requests > capacity {capacity or 0:.0f} x {max(ready, 1)} ready"
     modelled = need is not None or capacity is not None
     latency_breach = reading.latency is not None and (reading.latency > target or reading.over_edge)
-    share_now = reading.share_on(config, ready, ready)
+    share_now = reading.share_on(ready)
     if config.share_pressure and share_now is not None and share_now > config.slow_budget and not latency_breach:
         latency_breach = True  # the error budget is nearly spent: the percentile is about to cross the SLO
         above = f"{share_now:.1%} of tokens above {ms_text(reading.slow_edge_ms)}"
@@ -285,7 +292,7 @@ def _headroom(config: PolicyConfig, reading: PolicyReading, ready: int, current:
     if reading.over_edge:
         edge = ms_text(config.coarse_edge_ms or 0.0)
         return False, f"more than {100 - config.percentile:g} % of tokens above the {edge} edge"
-    share = reading.share_on(config, ready, fewer)
+    share = reading.share_on(fewer)
     if share is not None and share > config.slow_budget:
         edge = ms_text(reading.slow_edge_ms)
         return False, f"{fewer} replicas would put ~{share:.1%} of tokens above {edge} (> {config.slow_budget:.1%})"

@@ -39,6 +39,7 @@ class PolicyState:
     last_scale_at: float | None = None
     last_scale_direction: Direction | None = None
     last_ready: int | None = None
+    ready_before: int | None = None  # the ready count before the last increase (the window's replicas until it passes)
     ready_changed_at: float | None = None
     trend_at: float | None = None  # when `trend_rps` was sampled
     trend_rps: float | None = None  # arrivals (req/s) at `trend_at`
@@ -65,6 +66,7 @@ class PolicyState:
         data: dict[str, Any] = {key: iso(getattr(self, attr)) for attr, key in self._KEYS}
         data["lastScaleDirection"] = self.last_scale_direction
         data["lastReady"] = self.last_ready
+        data["readyBefore"] = self.ready_before
         data["holdFloor"] = self.hold_floor
         for attr, key in self._NUMBERS:
             value = getattr(self, attr)
@@ -94,9 +96,14 @@ class PolicyState:
             **numbers,
             **scales,
             last_scale_direction=direction if direction in ("up", "down") else None,
-            last_ready=ready if isinstance(ready, int) and not isinstance(ready, bool) and ready >= 0 else None,
+            last_ready=_count(ready),
+            ready_before=_count(data.get("readyBefore")),
             hold_floor=floor if isinstance(floor, int) and not isinstance(floor, bool) and floor > 0 else None,
         )
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _scale(value: Any) -> float | None:

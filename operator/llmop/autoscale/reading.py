@@ -45,13 +45,17 @@ class PolicyReading:
     ttft_ms: float | None = None  # the TTFT objective's percentile over the window
     slow_share: float | None = None  # share of the window's tokens above the SLO's edge (None: no such edge, no data)
     slow_edge_ms: float = 0.0  # that edge
+    share_replicas: int = 0  # the replicas that spent that share: the ready ones, or those before the last new one
 
-    def share_on(self, config: PolicyConfig, ready: int, replicas: int) -> float | None:
-        """The slow share projected onto `replicas` (it grows with the prefill chunks per replica: linear in the
-        load per replica, an underestimate when fewer replicas also slow the steps); None when not judged."""
-        if self.slow_share is None or self.latency is None or self.probed or ready <= 0 or replicas <= 0:
+    def share_on(self, replicas: int) -> float | None:
+        """The slow share projected onto `replicas` at the load plus its trend (the share grows with the prefill
+        chunks per replica: linear in the load per replica, an underestimate when a heavier batch also slows the
+        steps); None when not judged."""
+        spent_by = self.share_replicas
+        if self.slow_share is None or self.latency is None or self.probed or spent_by <= 0 or replicas <= 0:
             return None
-        return self.slow_share * ready / replicas
+        ahead = (self.rps + self.trend) / self.rps if self.rps else 1.0
+        return self.slow_share * spent_by / replicas * ahead
 
     def model(self, config: PolicyConfig) -> CapacityModel | None:
         """The plan's capacity model with the learned batch limit."""
@@ -128,7 +132,8 @@ def read(config: PolicyConfig, obs: Observation) -> tuple[PolicyReading, str]:
     if config.coarse_edge_ms is not None and share is not None and share > 1.0 - config.percentile / 100.0 + 1e-12:
         over_edge = True
         label += f" ({share:.1%} of tokens above the {ms_text(config.coarse_edge_ms)} edge below the SLO)"
-    if not config.share_rule:
+    if not config.share_rule or config.coarse_edge_ms is not None:
+        # An edge below the target counts tokens that met it: a gauge of that share would run ahead of the SLO.
         share = None
     reading = PolicyReading(obs.latency_ms, label, demand, waiting, over_edge=over_edge, ttft_ms=obs.ttft_ms, **load)
     return replace(reading, slow_share=share, slow_edge_ms=edge), "ok"
