@@ -122,6 +122,12 @@ def test_a_refused_auto_names_the_cheapest_near_miss_in_status_and_an_event(
         "spec.slo.decodeLatency.targetMs to 79.2 or more"
     )
     assert planned["reason"] == "PlanRefused" and planned["message"] == message
-    events = events_for(kube, namespace, "too-slow")
-    assert any(e["reason"] == "PlanRefused" and e["message"] == message for e in events)
+    # The Event is posted after the status patch: under load it lands a moment later.
+    wait_for(
+        lambda: any(
+            e["reason"] == "PlanRefused" and e["message"] == message for e in events_for(kube, namespace, "too-slow")
+        ),
+        30,
+        what="the PlanRefused Event",
+    )
     assert _node_selector(kube, namespace, "too-slow") is None

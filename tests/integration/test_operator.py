@@ -289,4 +289,9 @@ def test_unschedulable_gpu_type_shows_in_status(
     degraded = condition(body, "Degraded")
     assert degraded["reason"] == "Unschedulable" and "node" in degraded["message"]
     assert body["status"]["phase"] == "Pending"
-    assert any(e["reason"] == "Unschedulable" for e in events_for(kube, namespace, "no-such-nodes"))
+    # The Event is posted after the status patch: under load it lands a moment later.
+    wait_for(
+        lambda: any(e["reason"] == "Unschedulable" for e in events_for(kube, namespace, "no-such-nodes")),
+        30,
+        what="the Unschedulable Event",
+    )
