@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmop_dev.replay import references, score, suite
+from llmop_dev.replay import references, score, suite, suite_report
 from llmop_dev.replay.types import PodView, Request, View
 
 
@@ -125,3 +125,26 @@ def test_verdicts_count_frontier_baselines_and_slow_gpu() -> None:
         "within_3pt": 0,
         "losses": [{"key": "s|t|120|0.8|0", "loss_pt": 4.0}],
     }
+
+
+def test_the_report_lists_other_baselines_with_a_dash_where_a_cell_has_none() -> None:
+    planned, slower = _cell(1.0, 86.0), _cell(0.8, 82.0)
+    for cell in (planned, slower):  # the report's reference column (h=0.2, hold 2 minutes) and request count
+        cell["requests"] = 1000
+        cell["frontier"] = [
+            *cell["frontier"],
+            {"headroom": 0.2, "hold_s": 120.0, "gpu_hours": 7.0, "slo_minutes_pct": 92.0},
+        ]
+    planned["rows"] += [
+        _row("oracle", 97.0, 5.5),
+        _row("hpa-rps@0.6", 95.0, 7.5),
+        _row("llmop share_rule=false", 85.0, 4.9),
+    ]
+    slower["rows"] += [
+        _row("oracle", 96.0, 6.5),
+        _row("llmop share_rule=false", 80.0, 4.8),
+    ]  # an ablation only: no baseline row here
+    text = suite_report.markdown([planned, slower], suite.verdicts([planned, slower]), [])
+    table = text[text.index("Every baseline") :].splitlines()
+    # the ablation-only cell is not listed (ablations have their own table); a blank line ends the table
+    assert table[2:6] == ["| spec | trace | hpa-rps@0.6 |", "| --- | --- | --- |", "| s | t | 95.0 / 7.50 |", ""]

@@ -167,14 +167,16 @@ def markdown(cells: list[dict[str, Any]], verdicts: dict[str, Any], skipped: lis
             + " | ".join([_fmt(rows["llmop"]), _gap(cell, "llmop")] + [_fmt(rows[p]) for p in SHOWN[1:]])
             + f" | {_fmt(reference)} | {cell['requests']} |"
         )
-    extra = [c for c in order if any(r["policy"] not in SHOWN for r in c["rows"])]
+    # The other baselines (llmop's ablations have their own table); a cell without one of them shows "-".
+    names = list(dict.fromkeys(r["policy"] for c in order for r in c["rows"] if _baseline_extra(r["policy"])))
+    extra = [c for c in order if any(_baseline_extra(r["policy"]) for r in c["rows"])]
     if extra:
-        names = [r["policy"] for r in extra[0]["rows"] if r["policy"] not in SHOWN]
         lines += ["", "Every baseline (start-up 120 s, gpu-speed 1.0), SLO-minutes % / GPU-hours:", "",
                   "| spec | trace | " + " | ".join(names) + " |", "| --- | --- |" + " --- |" * len(names)]  # fmt: skip
         for cell in extra:
             rows = {row["policy"]: row for row in cell["rows"]}
-            lines.append(f"| {cell['spec']} | {cell['trace']} | " + " | ".join(_fmt(rows[n]) for n in names) + " |")
+            shown = (_fmt(rows[n]) if n in rows else "-" for n in names)
+            lines.append(f"| {cell['spec']} | {cell['trace']} | " + " | ".join(shown) + " |")
     if skipped:
         lines += ["", "Cells not replayed:", ""]
         lines += [f"- {c['key']}: {c.get('reason') or c.get('error')}" for c in skipped]
@@ -219,3 +221,8 @@ def plot(cells: list[dict[str, Any]], path: Path, title: str) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def _baseline_extra(policy: str) -> bool:
+    """A baseline beyond the shown ones: not an llmop ablation (`llmop key=value`)."""
+    return policy not in SHOWN and not policy.startswith("llmop")
