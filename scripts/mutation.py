@@ -63,41 +63,46 @@ EQUIVALENT_BY_MODULE: dict[str, dict[str, str]] = {
         "(render always yields a Deployment; a refusal reads it), so None or '' never reaches the status",
     },
     "llmop.autoscale.policy": {
-        "xǁ_Readingǁneed__mutmut_1": "need()'s default for `ahead`: every caller passes ahead=True",
-        "xǁ_Readingǁneed__mutmut_11": "`ahead or True`: every caller passes ahead=True",
-        "xǁ_Readingǁneed__mutmut_12": "the `else` of `trend if ahead`: every caller passes ahead=True",
-        "xǁ_Readingǁload_fits__mutmut_34": "a search limit of replicas + 2 instead of + 1: `wanted <= replicas` "
-        "holds exactly when some count up to `replicas` fits, whatever the limit above it",
-        "xǁ_Readingǁrps_text__mutmut_6": "`rps or 1.0` in the trend text: the trend is capped at a quarter of the "
-        "rate, so it is shown (> 0.05) only with a rate > 0",
-        "xǁ_Readingǁmodel_itl__mutmut_7": "`replicas < 0` for `<= 0`: called with max(ready, 1) and with fewer >= 1",
-        "x__read__mutmut_106": "`>=` for `>` against 1 - p/100 + 1e-12: a share 1 - q with q in [0.5, 1) is a "
-        "multiple of 2**-53 and the threshold is not, so they never meet",
         "x__hold__mutmut_13": "`desired >= current` for `>` where desired != current",
-        "x__estimate__mutmut_42": "`ready >= 0` for `> 0`: ready 0 sizes ceil(0 - 1e-9) = 0 replicas by latency, "
+        "x__estimate__mutmut_10": "`share >= budget`: at equality the share asks for ceil(spent_by - 1e-9) = spent_by "
+        "replicas, never more than the ready ones, so it is no want",
+        "x__estimate__mutmut_66": "`ready >= 0` for `> 0`: ready 0 sizes ceil(0 - 1e-9) = 0 replicas by latency, "
         "which is not taken",
-        "x__estimate__mutmut_61": "`by_latency >= 0` for `> 0`: by_latency is at least 1 here (latency above the "
-        "target, which is above the floor, on at least one ready replica)",
-        "x__calibrate__mutmut_11": "`ready < 0` for `<= 0`: ready 0 returns on the next test (waiting >= 0)",
-        "x__learn_batch_cap__mutmut_41": "`>=` for `>`: equal sets the batch limit to the value it has",
-        "x__decide__mutmut_117": "_calibrate's `current` argument is not read",
-        "x__decide__mutmut_149": "`metrics_reason = note`: the note is the string 'ok' exactly when it is ok",
-        "x__decide__mutmut_154": "the same ('XXokXX'): the note is 'ok' or the reason, either way the value",
-        "x__decide__mutmut_155": "the same ('OK')",
-        "x__decide__mutmut_274": "`capacity or 1` in the capacity reason: the reason is used only when capacity is "
+        "x__decide__mutmut_129": "calibrate's `current` argument is not read",
+        "x__decide__mutmut_161": "`metrics_reason = note`: the note is the string 'ok' exactly when it is ok",
+        "x__decide__mutmut_166": "the same ('XXokXX'): the note is 'ok' or the reason, either way the value",
+        "x__decide__mutmut_167": "the same ('OK')",
+        "x__decide__mutmut_297": "`capacity or 1` in the capacity reason: the reason is used only when capacity is "
         "a positive number",
-        "x__decide__mutmut_293": "latency_breach None for False: only its truth is read",
-        "x__decide__mutmut_296": "the same, for a probed latency",
-        "x__decide__mutmut_348": "`ttft_ms or 1.0`: only an observed 0 ms reaches it, and 0 ms breaches no target "
+        "x__decide__mutmut_333": "latency_breach None for False: only its truth is read",
+        "x__decide__mutmut_336": "the same, for a probed latency",
+        "x__decide__mutmut_390": "`ttft_ms or 1.0`: only an observed 0 ms reaches it, and 0 ms breaches no target "
         "(the spec's TTFT target is > 0)",
-        "x__decide__mutmut_511": "breach_since=None dropped after _scaled, which already clears it",
-        "x__decide__mutmut_547": "outside [min, max] _hold replaces the reason with the clamp's (reason None)",
-        "x__decide__mutmut_558": "the same (reason 'XXXX')",
-        "x__decide__mutmut_564": "_headroom's `current` argument is not read",
-        "x__decide__mutmut_710": "the 0.0 floor of the wait: on that branch one of the other two terms is positive",
-        "x__headroom__mutmut_44": "`coarse_edge_ms or 1.0`: over_edge is set only with a coarse edge",
-        "x__headroom__mutmut_79": "`now_itl or ...`: an infinite ITL on the ready replicas means the load needs "
+        "x__decide__mutmut_553": "breach_since=None dropped after _scaled, which already clears it",
+        "x__decide__mutmut_589": "outside [min, max] _hold replaces the reason with the clamp's (reason None)",
+        "x__decide__mutmut_600": "the same (reason 'XXXX')",
+        "x__decide__mutmut_606": "_headroom's `current` argument is not read",
+        "x__decide__mutmut_752": "the 0.0 floor of the wait: on that branch one of the other two terms is positive",
+        "x__headroom__mutmut_45": "`coarse_edge_ms or 1.0`: over_edge is set only with a coarse edge",
+        "x__headroom__mutmut_88": "`now_itl or ...`: an infinite ITL on the ready replicas means the load needs "
         "more than them, which is pressure, so headroom is not judged",
+    },
+    "llmop.autoscale.reading": {
+        "xǁPolicyReadingǁneed__mutmut_1": "need()'s default for `ahead`: every caller passes ahead=True",
+        "xǁPolicyReadingǁneed__mutmut_11": "`ahead or True`: every caller passes ahead=True",
+        "xǁPolicyReadingǁneed__mutmut_12": "the `else` of `trend if ahead`: every caller passes ahead=True",
+        "xǁPolicyReadingǁload_fits__mutmut_34": "a search limit of replicas + 2 instead of + 1: `wanted <= replicas` "
+        "holds exactly when some count up to `replicas` fits, whatever the limit above it",
+        "xǁPolicyReadingǁrps_text__mutmut_6": "`rps or 1.0` in the trend text: the trend is capped at a quarter of "
+        "the rate, so it is shown (> 0.05) only with a rate > 0",
+        "xǁPolicyReadingǁmodel_itl__mutmut_7": "`replicas < 0` for `<= 0`: called with max(ready, 1) and with "
+        "fewer >= 1",
+        "x_read__mutmut_110": "`>=` for `>` against 1 - p/100 + 1e-12: a share 1 - q with q in [0.5, 1) is a "
+        "multiple of 2**-53 and the threshold is not, so they never meet",
+    },
+    "llmop.autoscale.learning": {
+        "x_calibrate__mutmut_11": "`ready < 0` for `<= 0`: ready 0 returns on the next test (waiting >= 0)",
+        "x_learn_batch_cap__mutmut_41": "`>=` for `>`: equal sets the batch limit to the value it has",
     },
     "llmop.controller.status_update": {
         "x_compute_status__mutmut_53": "the pod selector has one label: the separator of the join is never written",
