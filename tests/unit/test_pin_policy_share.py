@@ -1,7 +1,7 @@
 """The error-budget rule of autoscale/policy.py pinned: the share of the window's tokens above the SLO's histogram
-edge sizes a scale-up (at most doubling), is pressure once past the tolerance band, and guards a scale-in (projected
-linearly onto fewer replicas). Expected values are the policy's output at these inputs, each checked by hand
-against the arithmetic in its comment."""
+edge sizes a scale-up (at most x1.5 the ready replicas), is pressure once past the tolerance band, and guards a
+scale-in (projected linearly onto fewer replicas). Expected values are the policy's output at these inputs, each
+checked by hand against the arithmetic in its comment."""
 
 from __future__ import annotations
 
@@ -27,11 +27,14 @@ def edges(pairs: list[tuple[float, float]], total: float = 1000.0) -> tuple[tupl
     return (*pairs, (float("inf"), total))
 
 
+DOUBLING = replace(PLAIN, max_share_factor=2.0)  # cases that pin the arithmetic of a x2 cap
+
+
 # fmt: off
 CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
     "the_share_above_the_edge_sizes_the_scale_up": (
         # ceil(2 x 8 % / 4.5 %) = 4; the latency rule alone asks for ceil(2 x (41 - 5) / 35 x 1.1) = 3
-        lambda: decide(PLAIN, PolicyState(breach_since=T0 - 30), obs(41.0, buckets=ladder(8.0)), 2, 2, T0),
+        lambda: decide(DOUBLING, PolicyState(breach_since=T0 - 30), obs(41.0, buckets=ladder(8.0)), 2, 2, T0),
         (4,
          "up",
          "scaled 2 -> 4: p95 TPOT 41 ms > SLO 40 ms for 30 s (8.0% of tokens above 40 ms on 2 replicas, budget "
@@ -44,7 +47,7 @@ CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
     ),
     "a_share_sized_scale_up_at_most_doubles": (
         # 50 % / 4.5 % = x11, held to x2: 3 -> 6
-        lambda: decide(PLAIN, PolicyState(breach_since=T0 - 30), obs(41.0, buckets=ladder(50.0)), 3, 3, T0),
+        lambda: decide(DOUBLING, PolicyState(breach_since=T0 - 30), obs(41.0, buckets=ladder(50.0)), 3, 3, T0),
         (6,
          "up",
          "scaled 3 -> 6: p95 TPOT 41 ms > SLO 40 ms for 30 s (50.0% of tokens above 40 ms on 3 replicas, "
@@ -222,8 +225,8 @@ CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
     ),
     "with_the_model_the_share_sizes_past_it": (
         # the model says 2 fit; 12 % / 4.5 % held to x2
-        lambda: decide(MODELLED, PolicyState(breach_since=T0 - 200), load(20.0, latency=52.0, buckets=ladder(12.0,
-                0.05)), 2, 2, T0),
+        lambda: decide(replace(MODELLED, max_share_factor=2.0), PolicyState(breach_since=T0 - 200),
+                       load(20.0, latency=52.0, buckets=ladder(12.0, 0.05)), 2, 2, T0),
         (4,
          "up",
          "scaled 2 -> 4: p95 TPOT 52 ms > SLO 50 ms but the load fits 2 by the capacity model for 200 s "
@@ -294,7 +297,7 @@ CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
     ),
     "equal_counts_keep_the_share_basis": (
         # the share and the latency rule both ask for 4: the first basis stands
-        lambda: decide(PLAIN, PolicyState(breach_since=T0 - 30), obs(55.0, buckets=ladder(8.0)), 2, 2, T0),
+        lambda: decide(DOUBLING, PolicyState(breach_since=T0 - 30), obs(55.0, buckets=ladder(8.0)), 2, 2, T0),
         (4,
          "up",
          "scaled 2 -> 4: p95 TPOT 55 ms > SLO 40 ms for 30 s (8.0% of tokens above 40 ms on 2 replicas, "
@@ -436,6 +439,22 @@ CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
          False, True, "ok",
          {"lastScaleAt": "1970-01-01T00:16:40.000Z", "trendAt": "1970-01-01T00:16:40.000Z",
           "lastScaleDirection": "up", "lastReady": 2, "trendRps": 50.0},
+         None),
+    ),
+    "the_nearer_edge_counts_when_it_is_the_lower_one": (
+        # 40.1 ms (10 % above, 0.1 ms away) and 40.4 ms (2 %, 0.2 ms away) for a 40.2 ms target: 10 % is pressure
+        lambda: decide(replace(PLAIN, target_ms=40.2), PolicyState(headroom_since=T0 - 400),
+                       obs(20.0, running=20, buckets=edges([(0.0401, 900.0), (0.0404, 980.0)])), 3, 3, T0),
+        (3, "hold", "holding 3: p95 TPOT 20 ms, 10.0% of tokens above 40 ms > SLO 40 ms for 0 s (< 30 s)", True, True,
+         "ok", {"breachSince": "1970-01-01T00:16:40.000Z", "lastReady": 3}, None),
+    ),
+    "the_default_cap_adds_at_most_half_the_ready_replicas": (
+        # 50 % / 4.5 % = x11, held to x1.5: ceil(3 x 1.5) = 5
+        lambda: decide(PLAIN, PolicyState(breach_since=T0 - 30), obs(41.0, buckets=ladder(50.0)), 3, 3, T0),
+        (5, "up",
+         "scaled 3 -> 5: p95 TPOT 41 ms > SLO 40 ms for 30 s (50.0% of tokens above 40 ms on 3 replicas, budget "
+         "4.5%)",
+         False, True, "ok", {"lastScaleAt": "1970-01-01T00:16:40.000Z", "lastScaleDirection": "up", "lastReady": 3},
          None),
     ),
 }

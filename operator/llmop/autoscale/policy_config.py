@@ -44,7 +44,7 @@ class PolicyConfig:
     calibration: CalibrationSettings | None = field(default_factory=CalibrationSettings)  # None: the plan's model as is
     percentile_model: bool = True  # the capacity model predicts the SLO's percentile (prefill steps), not the mean
     share_rule: bool = True  # size and guard by the share of tokens above the SLO's edge (its error budget)
-    max_share_factor: float = 2.0  # a scale-up sized by that share at most doubles the ready replicas (HPA's default)
+    max_share_factor: float = 1.5  # a scale-up sized by that share adds at most half the ready replicas (BENCHMARKS.md)
     share_pressure: bool = True  # more than `slow_budget` above the edge is pressure before the percentile crosses
 
     @property
