@@ -10,6 +10,7 @@ from llmop.autoscale.capacity import CapacityModel, itl_ms, replicas_for
 from llmop.autoscale.metrics import Observation
 from llmop.autoscale.policy_config import PolicyConfig
 from llmop.autoscale.policy_state import PolicyState
+from llmop.engines.base import exact_edge
 
 
 def ms_text(value: float) -> str:
@@ -141,13 +142,12 @@ def read(config: PolicyConfig, obs: Observation) -> tuple[PolicyReading, str]:
 
 def _slow_share(config: PolicyConfig, obs: Observation) -> tuple[float, float | None]:
     """(edge ms, share of tokens above it): the edge at or below the target for a coarse histogram, else the
-    histogram's edge within 0.5 ms of the target."""
+    histogram's edge within EXACT_WITHIN_MS (0.5 ms) of the target (engines.base.exact_edge)."""
     if config.coarse_edge_ms is not None:
         return config.coarse_edge_ms, obs.share_above(config.coarse_edge_ms / 1000.0)
-    near = [bound for bound, _ in obs.buckets if math.isfinite(bound) and abs(bound * 1000 - config.target_ms) <= 0.5]
-    if not near:
+    edge = exact_edge((bound for bound, _ in obs.buckets if math.isfinite(bound)), config.target_ms)
+    if edge is None:
         return config.target_ms, None
-    edge = min(near, key=lambda bound: abs(bound * 1000 - config.target_ms))
     return edge * 1000, obs.share_above(edge)
 
 

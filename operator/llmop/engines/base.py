@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -141,12 +141,18 @@ class TokenStream:
 EXACT_WITHIN_MS = 0.5  # a target this close to a bucket edge is read at that edge
 
 
+def exact_edge(edges_s: Iterable[float], target_ms: float) -> float | None:
+    """The histogram edge (s) nearest a latency target among those within EXACT_WITHIN_MS of it, else None."""
+    near = [edge for edge in edges_s if abs(target_ms - edge * 1000) <= EXACT_WITHIN_MS]
+    return min(near, key=lambda edge: abs(edge * 1000 - target_ms)) if near else None
+
+
 def bucket_around(edges_s: tuple[float, ...], target_ms: float) -> tuple[float | None, float | None] | None:
     """The histogram bucket a latency target falls in, as (edge below, edge above) in ms (None past either end);
     None when an edge lies within EXACT_WITHIN_MS of the target, so the percentile is read there exactly."""
-    edges_ms = [edge * 1000 for edge in edges_s]
-    if any(abs(target_ms - edge) <= EXACT_WITHIN_MS for edge in edges_ms):
+    if exact_edge(edges_s, target_ms) is not None:
         return None
+    edges_ms = [edge * 1000 for edge in edges_s]
     lower = max((edge for edge in edges_ms if edge < target_ms), default=None)
     upper = min((edge for edge in edges_ms if edge > target_ms), default=None)
     return lower, upper
