@@ -24,7 +24,7 @@ def test_every_query_is_selected_by_deployment_and_balanced(engine: str) -> None
         assert expr.count('llmdeployment="llama"') == expr.count('namespace="ml"') >= 1, name
 
 
-def test_vllm_latency_reads_both_name_forms_and_the_pre_0_11_name_and_tgi_uses_time_per_token() -> None:
+def test_vllm_latency_reads_both_name_forms_and_the_pre_0_11_name_and_tgi_reads_its_batch_steps() -> None:
     vllm = query("vllm", "decode_latency_quantile").render("ml", "x", 120, 0.95)
     sel = 'namespace="ml",llmdeployment="x"'
     one_form = (
@@ -37,12 +37,12 @@ def test_vllm_latency_reads_both_name_forms_and_the_pre_0_11_name_and_tgi_uses_t
     tgi = query("tgi", "decode_latency_quantile").render("ml", "x", 60, 0.99)
     assert tgi == (
         "histogram_quantile(0.99, sum by (le, namespace, llmdeployment) "
-        '(rate(tgi_request_mean_time_per_token_duration_bucket{namespace="ml",llmdeployment="x"}[60s])))'
-    )
+        '(rate(tgi_batch_inference_duration_bucket{namespace="ml",llmdeployment="x"}[60s])))'
+    )  # decode and prefill steps: the running sequences wait through both
     samples = query("tgi", "decode_samples").render("ml", "x", 60, 0.99)
     assert samples == (
         "sum by (namespace, llmdeployment) "
-        '(increase(tgi_request_mean_time_per_token_duration_count{namespace="ml",llmdeployment="x"}[60s]))'
+        '(increase(tgi_batch_inference_duration_count{namespace="ml",llmdeployment="x"}[60s]))'
     )
 
 
@@ -83,7 +83,7 @@ def test_idle_tgi_pod_without_gauges_reads_as_no_traffic_not_missing_data() -> N
     vllm = PrometheusMetrics("t", runner=_runner({})).observe("ml", "x", "vllm", None, 95, 60)
     assert vllm.error == "no running/waiting series for ml/x in Prometheus (no vllm pod scraped?)"
     bucket = {"metric": {"le": "+Inf"}, "value": [0, "0.5"]}
-    served = _runner({"tgi_request_mean_time_per_token_duration_bucket": [bucket]})
+    served = _runner({"tgi_batch_inference_duration_bucket": [bucket]})
     gone = PrometheusMetrics("t", runner=served).observe("ml", "x", "tgi", None, 95, 60)
     assert gone.error == "no running/waiting series for ml/x in Prometheus (no tgi pod scraped?)"
     finished = _runner({"tgi_request_success": [{"metric": {}, "value": [0, "0"]}]})
@@ -100,14 +100,14 @@ def test_prometheus_failure_stays_an_error_for_tgi() -> None:
     assert observation.error == "prometheus http://p: ConnectionError: refused" and observation.running is None
 
 
-def test_tgi_decode_latency_is_the_per_request_time_per_token() -> None:
+def test_tgi_decode_latency_is_the_batch_steps_quantile() -> None:
     from llmop.autoscale.metrics import PrometheusMetrics
 
-    edges = ["0.0225", "0.03375", "+Inf"]  # per-token seconds; 10 req/s over 60 s, 9 of them <= 33.75 ms
+    edges = ["0.0225", "0.03375", "+Inf"]  # step seconds; 10 steps/s over 60 s, 9 of them <= 33.75 ms
     rows = [{"metric": {"le": le}, "value": [0, str(v)]} for le, v in zip(edges, (0.0, 9.0, 10.0), strict=True)]
     gauges = {"tgi_batch_current_size": [{"metric": {}, "value": [0, "12"]}],
               "tgi_queue_size": [{"metric": {}, "value": [0, "3"]}]}  # fmt: skip
-    runner = _runner({"tgi_request_mean_time_per_token_duration_bucket": rows, **gauges})
+    runner = _runner({"tgi_batch_inference_duration_bucket": rows, **gauges})
     observation = PrometheusMetrics("t", runner=runner).observe("ml", "x", "tgi", None, 50, 60)
     assert observation.error is None and (observation.running, observation.waiting) == (12.0, 3.0)
     assert observation.samples == 600.0

@@ -276,13 +276,15 @@ EXPECTED = {  # per pod and interval as in _fleet; every counter is extrapolated
         "mean_output_tokens": 121,
     },
     "tgi": {
-        "decode_latency_quantile": _tgi_quantile((3.0 - 0.4) / 121, 0.95),
-        "decode_latency_mean": (3.0 - 0.4) / 121,
-        "decode_samples": 2 * 4 * 2,
+        # 10 decode steps of 20 ms and one prefill step of 100 ms: the p95 is 45 % into the prefill step's bucket
+        "decode_latency_quantile": _tgi_quantile(0.1, 0.95 * 11 - 10),
+        "decode_latency_mean": (10 * 0.02 + 0.1) / 11,
+        "decode_samples": 2 * 4 * 11,
         "running": 11,
         "waiting": 6,
         "waiting_growth": 1 / 15,  # pod 1's queue gauge appeared at 15 s with 2 and stayed
-        "ttft_quantile": _tgi_quantile(0.4, 0.95) + 0.1,
+        # queue 0.4 s and prefill 0.1 s on average, plus the root-sum-square of their p95s above those means
+        "ttft_quantile": 0.4 + 0.1 + math.hypot(_tgi_quantile(0.4, 0.95) - 0.4, _tgi_quantile(0.1, 0.95) - 0.1),
         "request_rate": 2 * 2 / 15,
         "mean_prompt_tokens": 400,
         "mean_output_tokens": 121,
@@ -308,7 +310,7 @@ def test_every_production_query_on_exporter_data(engine: str, escaped: bool) -> 
                 assert by_le["0.025"] == 0 and by_le["0.05"] == pytest.approx(2 * 100 / 15)
                 assert by_le["0.1"] == pytest.approx(16) and by_le["+Inf"] == pytest.approx(16)
             else:
-                assert by_le["+Inf"] == pytest.approx(2 * 2 / 15) and len(by_le) == 36
+                assert by_le["+Inf"] == pytest.approx(2 * 11 / 15) and len(by_le) == 36
             continue
         assert len(rows) == 1, (item.name, rows)
         assert rows[0]["metric"] == {"namespace": "ns", "llmdeployment": "d"}, item.name

@@ -46,9 +46,9 @@ from llmop_dev.observability.runbook import with_runbooks
 #            is measured at the fine edge at or below the target when it exports that edge, else at the default
 #            edge at or below the target (THRESHOLD_LE_LEGACY), so a rollout between versions counts every
 #            token once.
-#            TGI: tgi_request_mean_time_per_token_duration (0.1 ms x 1.5^k edges), one observation per finished
-#            request (its inference time / its tokens, prefill stalls included), so its SLI is the share of
-#            requests slower than the target.
+#            TGI: tgi_batch_inference_duration (0.1 ms x 1.5^k edges), decode and prefill steps, one observation
+#            per batch step: every step is a gap each running sequence sees, so its SLI is the share of steps
+#            slower than the target (per step, not per token).
 #   Burn     SLI / error budget; 1 spends the budget exactly over the SLO period (30 days).
 #   Alerts   fast: burn > 14.4 over 1h AND over 5m (2 % of a 30-day budget in 1 h), page;
 #            slow: burn > 6 over 6h AND over 30m (5 % in 6 h), ticket. The short window makes an alert stop

@@ -77,10 +77,13 @@ VLLM = EngineMetrics(
 
 TGI = EngineMetrics(
     engine="tgi",
-    decode_histogram="tgi_request_mean_time_per_token_duration",
+    decode_histogram="tgi_batch_inference_duration",
     decode_matchers="",
     decode_edges=tgi_duration_edges(),
-    decode_meaning="per-request mean time per token (inference time / generated tokens, prefill stalls included)",
+    decode_meaning=(
+        "batch steps, decode and prefill: each gives every running sequence its next token or stalls it (one "
+        "observation per step, not per sequence)"
+    ),
     generated_tokens_counter="tgi_request_generated_tokens_sum",
     running_gauge="tgi_batch_current_size",
 )

@@ -246,13 +246,14 @@ class Evaluator:
             if not isinstance(q, float):
                 raise PromQLError("histogram_quantile expects a scalar quantile")
             return self.histogram_quantile(q, self.vector(node.args[1]))
-        if func in ("abs", "clamp_min", "clamp_max"):
+        if func in ("abs", "sqrt", "clamp_min", "clamp_max"):
             samples = self.vector(node.args[0])
             bound = self.eval(node.args[1]) if len(node.args) > 1 else 0.0
             if not isinstance(bound, float):
                 raise PromQLError(f"{func} expects a scalar bound")
             ops: dict[str, Callable[[float], float]] = {
                 "abs": abs,
+                "sqrt": lambda v: math.sqrt(v) if v >= 0 else math.nan,
                 "clamp_min": lambda v: math.nan if math.isnan(v) else max(v, bound),
                 "clamp_max": lambda v: math.nan if math.isnan(v) else min(v, bound),
             }

@@ -91,6 +91,7 @@ FUNCTIONS: dict[str, tuple[str, ...]] = {  # argument kinds: r = range vector, v
     "count_over_time": ("r",),
     "histogram_quantile": ("s", "v"),
     "abs": ("v",),
+    "sqrt": ("v",),
     "clamp_min": ("v", "s"),
     "clamp_max": ("v", "s"),
 }

@@ -254,36 +254,29 @@ def memory_fraction(version: Version) -> float:
 
 
 def queries(version: Version | None) -> tuple[Query, ...]:
-    # Decode latency: TGI has no per-token histogram. `tgi_batch_inference_duration{method="decode"}` is one sample
-    # per batch step whatever the batch, and a step that stalls on a (non-chunked) prefill is a `prefill` sample, so
-    # its quantile weights a 2-sequence step like a 200-sequence one and leaves out the prefill stalls the decoding
-    # sequences wait through. `tgi_request_mean_time_per_token_duration` (router/src/server.rs: inference time /
-    # generated tokens, one sample per request at completion) is the documented per-token series: it includes the
-    # stalls and follows the batch each request really saw. It is per request, not per token (a long answer counts
-    # once) and lags by a request's duration; `decode_samples` counts requests.
-    tpot = "tgi_request_mean_time_per_token_duration"
-    buckets = f"rate({tpot}_bucket{{${{selector}}}}[${{window}}])"
-    # TGI has no TTFT histogram: queue-time quantile plus the mean prefill step approximates it.
-    ttft = (
-        quantile_of("rate(tgi_request_queue_duration_bucket{${selector}}[${window}])")
-        + f" + on ({BY}) ("
-        + mean_of("tgi_batch_inference_duration", 'method="prefill",')
-        + ")"
-    )
+    # Decode latency: TGI has no per-token histogram. `tgi_batch_inference_duration` has one sample per batch step
+    # (router/src/server.rs), `method="decode"` or `"prefill"`, and every step gives each running sequence its next
+    # token, or (prefill without chunking) stalls it until the next one: both methods together are the gaps the
+    # running sequences see, one sample per batch rather than per sequence. The per-request
+    # `tgi_request_mean_time_per_token_duration` (inference time / generated tokens) is no TPOT: it spreads the
+    # request's own prefill over its tokens, so short answers read their time to first token as decode latency
+    # (a steady load read 61 ms at 12 L4 replicas where 8 kept every token's p95 under 38 ms; BENCHMARKS.md).
+    steps = "rate(tgi_batch_inference_duration_bucket{${selector}}[${window}])"
+    ttft = _ttft_estimate()
     return (
         Query(
             "decode_latency_quantile",
-            quantile_of(buckets),
+            quantile_of(steps),
             "s",
-            "p-quantile of per-request mean time per token (includes prefill stalls; observed at completion)",
+            "p-quantile of the batch steps (decode and prefill): the gaps the running sequences see",
         ),
-        Query("decode_latency_buckets", f"sum by (le) ({buckets})", "1/s", "mean-time-per-token bucket rates"),
-        Query("decode_latency_mean", mean_of(tpot), "s", "mean of the per-request mean time per token"),
+        Query("decode_latency_buckets", f"sum by (le) ({steps})", "1/s", "batch-step bucket rates"),
+        Query("decode_latency_mean", mean_of("tgi_batch_inference_duration"), "s", "mean batch step"),
         Query(
             "decode_samples",
-            f"sum by ({BY}) (increase({tpot}_count{{${{selector}}}}[${{window}}]))",
-            "requests",
-            "finished requests (time-per-token observations) in the window",
+            f"sum by ({BY}) (increase(tgi_batch_inference_duration_count{{${{selector}}}}[${{window}}]))",
+            "steps",
+            "batch steps in the window",
         ),
         Query("running", gauge_sum("tgi_batch_current_size"), "requests", "in the batch"),
         Query("waiting", gauge_sum("tgi_queue_size"), "requests", "queued"),
@@ -293,11 +286,27 @@ def queries(version: Version | None) -> tuple[Query, ...]:
             "1/s",
             "how fast the queue grows (arrivals beyond what is admitted)",
         ),
-        Query("ttft_quantile", ttft, "s", "p-quantile of queue time plus the mean prefill step"),
+        Query("ttft_quantile", ttft, "s", "queue time plus prefill step: their means plus the root-sum-square of tails"),
         Query("request_rate", counter_rate("tgi_request_success"), "1/s", "finished requests per second"),
         Query("mean_prompt_tokens", mean_of("tgi_request_input_length"), "tokens", "mean prompt length"),
         Query("mean_output_tokens", mean_of("tgi_request_generated_tokens"), "tokens", "mean output length"),
     )
+
+
+def _ttft_estimate() -> str:
+    """TGI has no TTFT histogram; a first token waits in the queue, then for its prefill step. The p-quantile of that
+    sum from the two histograms, as for independent parts: the means plus the root-sum-square of each one's
+    p-quantile above its mean. (Queue quantile plus the mean step misses the slow steps of long prompts; the two
+    quantiles added count both tails at once.)"""
+    excess: list[str] = []
+    means: list[str] = []
+    for metric, method in (("tgi_request_queue_duration", ""), ("tgi_batch_inference_duration", 'method="prefill",')):
+        mean = f"({mean_of(metric, method)})"
+        tail = quantile_of(f"rate({metric}_bucket{{{method}${{selector}}}}[${{window}}])")
+        excess.append(f"({tail} - on ({BY}) {mean})")
+        means.append(mean)
+    squares = f" + on ({BY}) ".join(f"{part} * on ({BY}) {part}" for part in excess)
+    return f"{means[0]} + on ({BY}) {means[1]} + on ({BY}) sqrt({squares})"
 
 
 def latency_buckets_s(version: Version | None = None) -> tuple[float, ...]:
