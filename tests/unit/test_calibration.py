@@ -11,8 +11,10 @@ import pytest
 from llmop.autoscale import calibration
 from llmop.autoscale.calibration import CalibrationSettings, Reading
 from llmop.autoscale.capacity import CapacityModel, itl_ms, mean_itl_ms
+from llmop.autoscale.learning import calibrate, ttft_sample
 from llmop.autoscale.metrics import Observation
 from llmop.autoscale.policy import PolicyConfig, PolicyState, decide
+from llmop.autoscale.reading import PolicyReading
 
 MODEL = CapacityModel(base_ms=3.9, per_seq_ms=0.0081, per_context_ms=4.16e-5, prefill_ms_per_token=0.0325,
                       kv_cache_tokens=500_000, max_num_seqs=256)  # fmt: skip
@@ -230,3 +232,40 @@ def test_no_scale_in_while_ttft_is_within_20_percent_of_its_objective() -> None:
         == "holding 4: the load has fit 3 for 0 s, but TTFT 1700 ms > 1600 ms (20% under its SLO) (p95 TPOT 5.0 ms)"
     )
     assert decide(with_ttft, PolicyState(), replace(light, ttft_ms=1500.0), 4, 4, 0.0).desired == 3
+
+
+TTFT_CONFIG = replace(CONFIG, ttft_target_ms=2000.0)  # scale-in limit 1600 ms (twice the 10 % tolerance)
+BUSY = PolicyReading(30.0, "p95 TPOT 30 ms", 8.0, 0.0, rps=40.0, prompt=1000, output=200, arrivals=40.0,
+                     ttft_ms=1800.0)  # fmt: skip
+
+
+def test_a_ttft_above_its_scale_in_limit_brings_the_model_down_to_the_load_per_replica_and_beyond() -> None:
+    # The model serves 20.77 req/s per replica inside the band (45 ms p95); 4 replicas carry 10 each and their
+    # TTFT is 1800 ms against the 1600 ms limit: the load weighs 20.77 / 10 x 1800 / 1600.
+    assert ttft_sample(TTFT_CONFIG, BUSY, 4) == pytest.approx((2.33611, 1.0), abs=1e-5)
+    assert ttft_sample(TTFT_CONFIG, BUSY, 5) == pytest.approx((2.33611 * 5 / 4, 1.0), abs=1e-5)
+    assert ttft_sample(TTFT_CONFIG, replace(BUSY, ttft_ms=1600.0), 4) is None  # at the limit: nothing learned
+    assert ttft_sample(TTFT_CONFIG, replace(BUSY, ttft_ms=1600.001), 4) == pytest.approx((2.07654, 1.0), abs=1e-5)
+    assert ttft_sample(CONFIG, BUSY, 4) is None  # no TTFT objective
+    assert ttft_sample(TTFT_CONFIG, replace(BUSY, ttft_ms=None), 4) is None
+    assert ttft_sample(TTFT_CONFIG, replace(BUSY, rps=None), 4) is None
+    assert ttft_sample(TTFT_CONFIG, replace(BUSY, rps=0.0), 4) is None
+    assert ttft_sample(TTFT_CONFIG, BUSY, 0) is None
+    assert ttft_sample(replace(TTFT_CONFIG, capacity_model=None), BUSY, 4) is None
+    capped = replace(BUSY, batch_cap=8.0)  # the learned batch limit is part of the model
+    assert ttft_sample(TTFT_CONFIG, capped, 4) == pytest.approx((0.79916, 1.0), abs=1e-5)  # 7.10 req/s
+
+
+def test_the_window_learns_from_whichever_of_ttft_and_decode_latency_says_more() -> None:
+    alpha = 1 - 0.5 ** (15 / 180)
+    learned = calibrate(TTFT_CONFIG, PolicyState(), BUSY, 4, 4, 1000.0).load_scale
+    assert learned == pytest.approx(math.exp(alpha * math.log(2.33611)), rel=1e-5)  # 1.0488
+    # The decode latency alone says the plan is right (factor 1.0, weight 0.85): nothing moves.
+    assert calibrate(replace(TTFT_CONFIG, ttft_learning=False), PolicyState(), BUSY, 4, 4, 1000.0).load_scale == 1.0
+    assert calibrate(TTFT_CONFIG, PolicyState(), replace(BUSY, ttft_ms=1500.0), 4, 4, 1000.0).load_scale == 1.0
+    # A decode latency that says more than a TTFT just over its limit wins: 47 ms at 10 req/s per replica is a
+    # factor 2.117, the TTFT's 2.078.
+    slow = replace(BUSY, latency=47.0, ttft_ms=1601.0)
+    by_decode = calibrate(replace(TTFT_CONFIG, ttft_learning=False), PolicyState(), slow, 4, 4, 1000.0).load_scale
+    assert calibrate(TTFT_CONFIG, PolicyState(), slow, 4, 4, 1000.0).load_scale == by_decode
+    assert by_decode == pytest.approx(math.exp((1 - 0.5 ** (15 / 180)) * math.log(2.11706)), rel=1e-5)  # 1.0430

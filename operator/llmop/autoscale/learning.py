@@ -32,10 +32,32 @@ def calibrate(
     evidence = calibration.Reading(reading.rps / ready, reading.prompt, reading.output, reading.latency)
     settings = replace(settings, percentile=config.model_percentile)
     sample = calibration.load_scale_sample(model, evidence, config.target_ms, config.decode_floor_ms, settings)
+    if config.ttft_learning:
+        by_ttft = ttft_sample(config, reading, ready)
+        if by_ttft is not None and (sample is None or by_ttft[0] > sample[0]):
+            sample = by_ttft  # the time to first token binds before the decode latency does
     if sample is None:
         return state
     scale = calibration.updated_scale(state.load_scale, sample[0], sample[1], settings)
     return replace(state, load_scale=scale)
+
+
+def ttft_sample(config: PolicyConfig, reading: PolicyReading, ready: int) -> tuple[float, float] | None:
+    """(factor, weight 1) from a TTFT above its scale-in limit (the objective less twice the tolerance): the
+    capacity model (decode latency only) serves more per replica than the first tokens allow. The replicas carry
+    the load per replica seen now, so the factor brings the model's capacity down to that load, and further by
+    how far the TTFT stands above the limit. None without a TTFT objective, above-limit TTFT or load figures."""
+    model = reading.model(config)
+    target = config.ttft_target_ms
+    if model is None or target is None or reading.ttft_ms is None or not reading.rps or ready <= 0:
+        return None
+    limit = target * (1 - 2 * config.tolerance)
+    if reading.ttft_ms <= limit:
+        return None
+    per_replica = reading.rps / ready
+    band = config.target_ms * (1 - config.tolerance)
+    capacity = calibration.capacity_rps(model, 1.0, reading.prompt, reading.output, band, config.model_percentile)
+    return capacity / per_replica * reading.ttft_ms / limit, 1.0
 
 
 def learn_batch_cap(

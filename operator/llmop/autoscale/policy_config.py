@@ -46,6 +46,7 @@ class PolicyConfig:
     share_rule: bool = True  # size and guard by the share of tokens above the SLO's edge (its error budget)
     max_share_factor: float = 1.5  # a scale-up sized by that share adds at most half the ready replicas (BENCHMARKS.md)
     share_pressure: bool = True  # more than `slow_budget` above the edge is pressure before the percentile crosses
+    ttft_learning: bool = True  # a TTFT above its scale-in limit teaches the load factor too (BENCHMARKS.md)
 
     @property
     def slow_budget(self) -> float:

@@ -286,7 +286,7 @@ def queries(version: Version | None) -> tuple[Query, ...]:
             "1/s",
             "how fast the queue grows (arrivals beyond what is admitted)",
         ),
-        Query("ttft_quantile", ttft, "s", "queue time plus prefill step: their means plus the root-sum-square of tails"),
+        Query("ttft_quantile", ttft, "s", "queue time plus prefill step: means plus root-sum-square of the tails"),
         Query("request_rate", counter_rate("tgi_request_success"), "1/s", "finished requests per second"),
         Query("mean_prompt_tokens", mean_of("tgi_request_input_length"), "tokens", "mean prompt length"),
         Query("mean_output_tokens", mean_of("tgi_request_generated_tokens"), "tokens", "mean output length"),
