@@ -251,6 +251,7 @@ def test_a_ttft_above_its_scale_in_limit_brings_the_model_down_to_the_load_per_r
     assert ttft_sample(TTFT_CONFIG, replace(BUSY, rps=None), 4) is None
     assert ttft_sample(TTFT_CONFIG, replace(BUSY, rps=0.0), 4) is None
     assert ttft_sample(TTFT_CONFIG, BUSY, 0) is None
+    assert ttft_sample(TTFT_CONFIG, BUSY, 1) == pytest.approx((2.33611 / 4, 1.0), abs=1e-5)  # 40 req/s on one
     assert ttft_sample(replace(TTFT_CONFIG, capacity_model=None), BUSY, 4) is None
     capped = replace(BUSY, batch_cap=8.0)  # the learned batch limit is part of the model
     assert ttft_sample(TTFT_CONFIG, capped, 4) == pytest.approx((0.79916, 1.0), abs=1e-5)  # 7.10 req/s

@@ -34,7 +34,7 @@ def calibrate(
     sample = calibration.load_scale_sample(model, evidence, config.target_ms, config.decode_floor_ms, settings)
     if config.ttft_learning:
         by_ttft = ttft_sample(config, reading, ready)
-        if by_ttft is not None and (sample is None or by_ttft[0] > sample[0]):
+        if by_ttft is not None and (sample is None or by_ttft > sample):  # the larger factor, then weight
             sample = by_ttft  # the time to first token binds before the decode latency does
     if sample is None:
         return state
