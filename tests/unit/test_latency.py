@@ -94,7 +94,7 @@ def test_vllm_slo_between_bucket_edges_is_flagged() -> None:
     assert "below the decode floor" in floor and "first inter-token-latency bucket (1 ms)" in below
     (tgi,) = warnings(40, engine="tgi")  # TGI's x1.5 ladder: judged at the edge below
     assert tgi == (
-        "SLO 40 ms falls inside TGI's 29.2-43.8 ms time-per-token bucket (TGI's buckets are fixed, 1.5x apart); the "
-        "autoscaler judges it conservatively: a breach when more than the SLO's share of requests is above 29.2 ms. "
+        "SLO 40 ms falls inside TGI's 29.2-43.8 ms batch-step bucket (TGI's buckets are fixed, 1.5x apart); the "
+        "autoscaler judges it conservatively: a breach when more than the SLO's share of batch steps is above 29.2 ms. "
         "A target on an edge (29.2 or 43.8 ms) is judged exactly"
     )

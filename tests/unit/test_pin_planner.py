@@ -249,9 +249,9 @@ def test_each_warning_word_for_word() -> None:
     assert t4.dtype == "float16"
     tgi = _accepted(engine="tgi", slo={"decodeLatency": {"targetMs": 40}})
     assert _findings(tgi.warnings) == [
-        ("spec.slo.decodeLatency.targetMs", "SLO 40 ms falls inside TGI's 29.2-43.8 ms time-per-token bucket (TGI's "
+        ("spec.slo.decodeLatency.targetMs", "SLO 40 ms falls inside TGI's 29.2-43.8 ms batch-step bucket (TGI's "
          "buckets are fixed, 1.5x apart); the autoscaler judges it conservatively: a breach when more than the SLO's "
-         "share of requests is above 29.2 ms. A target on an edge (29.2 or 43.8 ms) is judged exactly"),
+         "share of batch steps is above 29.2 ms. A target on an edge (29.2 or 43.8 ms) is judged exactly"),
     ]  # fmt: skip
 
 

@@ -322,9 +322,9 @@ def slo_resolution_warning(target_ms: float, version: Version | None = None) -> 
     lower = DURATION_BUCKETS_S[0] * 1000 if bucket[0] is None else bucket[0]
     upper = lower if bucket[1] is None else bucket[1]
     return (
-        f"SLO {target_ms:g} ms falls inside TGI's {lower:.1f}-{upper:.1f} ms time-per-token bucket (TGI's buckets "
+        f"SLO {target_ms:g} ms falls inside TGI's {lower:.1f}-{upper:.1f} ms batch-step bucket (TGI's buckets "
         f"are fixed, 1.5x apart); the autoscaler judges it conservatively: a breach when more than the SLO's share "
-        f"of requests is above {lower:.1f} ms. A target on an edge ({lower:.1f} or {upper:.1f} ms) is judged exactly"
+        f"of batch steps is above {lower:.1f} ms. A target on an edge ({lower:.1f} or {upper:.1f} ms) is judged exactly"
     )
 
 
