@@ -74,6 +74,13 @@ def test_deriv_is_least_squares() -> None:
     assert _one(_series_prom("g", [(100, 4), (115, 4)]), "deriv(g[60s])", 120) == 0.0
 
 
+def test_sqrt_as_prometheus_computes_it_nan_below_zero() -> None:
+    prom = _series_prom("g", [(100, 6.25)])
+    assert _one(prom, "sqrt(g)", 110) == 2.5
+    assert _one(prom, "sqrt(g - 6.25)", 110) == 0.0
+    assert math.isnan(_one(prom, "sqrt(g - 7)", 110))  # Go's math.Sqrt of a negative number
+
+
 def test_histogram_quantile_matches_prometheus() -> None:
     inf = math.inf
     assert bucket_quantile(0.5, [(0.1, 10), (0.2, 30), (inf, 40)]) == pytest.approx(0.15)

@@ -260,7 +260,7 @@ def queries(version: Version | None) -> tuple[Query, ...]:
     # running sequences see, one sample per batch rather than per sequence. The per-request
     # `tgi_request_mean_time_per_token_duration` (inference time / generated tokens) is no TPOT: it spreads the
     # request's own prefill over its tokens, so short answers read their time to first token as decode latency
-    # (a steady load read 61 ms at 12 L4 replicas where 8 kept every token's p95 under 38 ms; BENCHMARKS.md).
+    # (a steady load read 61 ms at 12 L4 replicas where 7 kept every minute's token p95 under 39 ms; BENCHMARKS.md).
     steps = "rate(tgi_batch_inference_duration_bucket{${selector}}[${window}])"
     ttft = _ttft_estimate()
     return (
