@@ -48,14 +48,13 @@ def ttft_sample(config: PolicyConfig, reading: PolicyReading, ready: int) -> tup
     the load per replica seen now, so the factor brings the model's capacity down to that load, and further by
     how far the TTFT stands above the limit. None without a TTFT objective, above-limit TTFT or load figures."""
     model = reading.model(config)
-    target = config.ttft_target_ms
-    if model is None or target is None or reading.ttft_ms is None or not reading.rps or ready <= 0:
+    limit = config.ttft_scale_in_ms
+    if model is None or limit is None or reading.ttft_ms is None or not reading.rps or ready <= 0:
         return None
-    limit = target * (1 - 2 * config.tolerance)
     if reading.ttft_ms <= limit:
         return None
     per_replica = reading.rps / ready
-    band = config.target_ms * (1 - config.tolerance)
+    band = config.band_ms
     capacity = calibration.capacity_rps(model, 1.0, reading.prompt, reading.output, band, config.model_percentile)
     return capacity / per_replica * reading.ttft_ms / limit, 1.0
 

@@ -46,7 +46,7 @@ def _estimate(config: PolicyConfig, reading: PolicyReading, ready: int, current:
             wants.append(by_share)
             edge = ms_text(reading.slow_edge_ms)
             basis = f"{share:.1%} of tokens above {edge} on {spent_by} replicas, budget {config.slow_budget:.1%}"
-    need = reading.need(config, config.target_ms * (1 - config.tolerance), ahead=True)
+    need = reading.need(config, config.band_ms, ahead=True)
     per_replica = reading.concurrency(config)
     if need is not None:
         if need > max(wants) and need > current:
@@ -86,7 +86,7 @@ def decide(
     note = f"learned capacity: the load weighs x{scale:.2f} against the plan's capacity model (was x{before:.2f})"
     if config.capacity_model is not None and obs.mean_prompt_tokens and obs.mean_output_tokens:
         prompt, output = obs.mean_prompt_tokens, obs.mean_output_tokens
-        limit = config.target_ms * (1 - config.tolerance)
+        limit = config.band_ms
         percentile = config.model_percentile
         learned = calibration.capacity_rps(config.capacity_model, scale, prompt, output, limit, percentile)
         planned = calibration.capacity_rps(config.capacity_model, 1.0, prompt, output, limit, percentile)
@@ -277,13 +277,13 @@ def _decide(
 
 def _headroom(config: PolicyConfig, reading: PolicyReading, ready: int, current: int, fewer: int) -> tuple[bool, str]:
     """Projected latency and demand on `fewer` replicas, inside the tolerance band below the SLO."""
-    limit = config.target_ms * (1 - config.tolerance)
+    limit = config.band_ms
     if fewer <= 0:
         idle = reading.demand <= 0 and (reading.latency is None or reading.probed)
         return idle, "no requests" if idle else "requests in flight"
     if reading.waiting > 0:
         return False, f"{count_text(reading.waiting)} requests waiting"
-    ttft_limit = None if config.ttft_target_ms is None else config.ttft_target_ms * (1 - 2 * config.tolerance)
+    ttft_limit = config.ttft_scale_in_ms
     if ttft_limit is not None and reading.ttft_ms is not None and reading.ttft_ms > ttft_limit:
         return (
             False,

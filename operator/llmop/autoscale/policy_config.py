@@ -54,6 +54,16 @@ class PolicyConfig:
         return (1.0 - self.percentile / 100.0) * (1.0 - self.tolerance)
 
     @property
+    def band_ms(self) -> float:
+        """The decode-latency target less the tolerance: what the capacity model sizes to and scale-in keeps under."""
+        return self.target_ms * (1 - self.tolerance)
+
+    @property
+    def ttft_scale_in_ms(self) -> float | None:
+        """The TTFT above which no scale-in is made (the objective less twice the tolerance); None without one."""
+        return None if self.ttft_target_ms is None else self.ttft_target_ms * (1 - 2 * self.tolerance)
+
+    @property
     def model_percentile(self) -> float | None:
         return self.percentile if self.percentile_model else None
 

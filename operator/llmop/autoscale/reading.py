@@ -81,7 +81,7 @@ class PolicyReading:
         if model is None or self.arrivals is None or replicas <= 0:
             return None
         rps = (self.arrivals + self.trend) * factor * self.scale
-        limit = config.target_ms * (1 - config.tolerance)
+        limit = config.band_ms
         wanted = replicas_for(model, rps, self.prompt, self.output, limit, replicas + 1, config.model_percentile)
         return wanted <= replicas
 
