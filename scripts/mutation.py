@@ -66,7 +66,7 @@ EQUIVALENT_BY_MODULE: dict[str, dict[str, str]] = {
         "x__hold__mutmut_13": "`desired >= current` for `>` where desired != current",
         "x__estimate__mutmut_10": "`share >= budget`: at equality the share asks for ceil(spent_by - 1e-9) = spent_by "
         "replicas, never more than the ready ones, so it is no want",
-        "x__estimate__mutmut_66": "`ready >= 0` for `> 0`: ready 0 sizes ceil(0 - 1e-9) = 0 replicas by latency, "
+        "x__estimate__mutmut_63": "`ready >= 0` for `> 0`: ready 0 sizes ceil(0 - 1e-9) = 0 replicas by latency, "
         "which is not taken",
         "x__decide__mutmut_129": "calibrate's `current` argument is not read",
         "x__decide__mutmut_161": "`metrics_reason = note`: the note is the string 'ok' exactly when it is ok",
@@ -83,15 +83,15 @@ EQUIVALENT_BY_MODULE: dict[str, dict[str, str]] = {
         "x__decide__mutmut_600": "the same (reason 'XXXX')",
         "x__decide__mutmut_606": "_headroom's `current` argument is not read",
         "x__decide__mutmut_752": "the 0.0 floor of the wait: on that branch one of the other two terms is positive",
-        "x__headroom__mutmut_45": "`coarse_edge_ms or 1.0`: over_edge is set only with a coarse edge",
-        "x__headroom__mutmut_88": "`now_itl or ...`: an infinite ITL on the ready replicas means the load needs "
+        "x__headroom__mutmut_34": "`coarse_edge_ms or 1.0`: over_edge is set only with a coarse edge",
+        "x__headroom__mutmut_77": "`now_itl or ...`: an infinite ITL on the ready replicas means the load needs "
         "more than them, which is pressure, so headroom is not judged",
     },
     "llmop.autoscale.reading": {
         "xǁPolicyReadingǁneed__mutmut_1": "need()'s default for `ahead`: every caller passes ahead=True",
         "xǁPolicyReadingǁneed__mutmut_11": "`ahead or True`: every caller passes ahead=True",
         "xǁPolicyReadingǁneed__mutmut_12": "the `else` of `trend if ahead`: every caller passes ahead=True",
-        "xǁPolicyReadingǁload_fits__mutmut_34": "a search limit of replicas + 2 instead of + 1: `wanted <= replicas` "
+        "xǁPolicyReadingǁload_fits__mutmut_31": "a search limit of replicas + 2 instead of + 1: `wanted <= replicas` "
         "holds exactly when some count up to `replicas` fits, whatever the limit above it",
         "xǁPolicyReadingǁrps_text__mutmut_6": "`rps or 1.0` in the trend text: the trend is capped at a quarter of "
         "the rate, so it is shown (> 0.05) only with a rate > 0",
