@@ -127,6 +127,13 @@ def test_state_round_trips_through_json_and_resumes_without_a_jump() -> None:
     assert resumed.desired == 3
 
 
+def test_a_window_spans_a_readiness_change_until_it_has_passed_whole() -> None:
+    changed = PolicyState(ready_changed_at=1000.0)
+    assert changed.window_spans_readiness_change(1119.9, 120.0)
+    assert not changed.window_spans_readiness_change(1120.0, 120.0)  # a whole window since: only the new count
+    assert not PolicyState().window_spans_readiness_change(1000.0, 120.0)  # no change on record
+
+
 def test_a_restored_breach_window_is_honoured_where_a_fresh_one_would_wait() -> None:
     now = 1_700_000_030.0
     breach = obs(61.0, running=150, at=now)

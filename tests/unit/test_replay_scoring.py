@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from llmop_dev.replay import references, score, suite, suite_report
 from llmop_dev.replay.types import PodView, Request, View
 
@@ -148,3 +150,24 @@ def test_the_report_lists_other_baselines_with_a_dash_where_a_cell_has_none() ->
     table = text[text.index("Every baseline") :].splitlines()
     # the ablation-only cell is not listed (ablations have their own table); a blank line ends the table
     assert table[2:6] == ["| spec | trace | hpa-rps@0.6 |", "| --- | --- | --- |", "| s | t | 95.0 / 7.50 |", ""]
+
+
+def test_ablation_overrides_set_fields_and_nested_settings_from_text() -> None:
+    from llmop.autoscale.calibration import CalibrationSettings
+    from llmop.autoscale.policy import PolicyConfig
+    from llmop_dev.replay.run import override
+
+    config = PolicyConfig(target_ms=40.0, percentile=95, min_replicas=1, max_replicas=8,
+                          calibration=CalibrationSettings())  # fmt: skip
+    changed = override(
+        config,
+        (("tolerance", "0.3"), ("share_rule", "false"), ("calibration.half_life_s", "90"),
+         ("calibration.event_move", "0.2")),
+    )  # fmt: skip
+    assert changed.tolerance == 0.3
+    assert changed.share_rule is False
+    assert changed.calibration == CalibrationSettings(half_life_s=90.0, event_move=0.2)
+    assert config.calibration == CalibrationSettings()  # the original is left as it was
+    assert override(config, (("calibration", "none"),)).calibration is None
+    with pytest.raises(AttributeError):
+        override(config, (("calibration.no_such_field", "1"),))

@@ -130,10 +130,16 @@ class Scenario:
         )
 
 
-def override(config: PolicyConfig, overrides: tuple[tuple[str, str], ...]) -> PolicyConfig:
-    """`config` with fields set from text (`tolerance=0.3`, `calibration=none`, `percentile_model=false`)."""
+def override(config: Any, overrides: tuple[tuple[str, str], ...]) -> Any:
+    """`config` with fields set from text (`tolerance=0.3`, `calibration=none`, `percentile_model=false`); a dotted
+    key sets a field of a nested settings object (`calibration.half_life_s=90`)."""
     values: dict[str, Any] = {}
     for key, text in overrides:
+        if "." in key:
+            outer, inner = key.split(".", 1)
+            nested = values.get(outer, getattr(config, outer))
+            values[outer] = override(nested, ((inner, text),))
+            continue
         current = getattr(config, key)  # AttributeError names an unknown field
         if text.lower() == "none":
             values[key] = None

@@ -24,7 +24,7 @@ def calibrate(
         return state
     if ready <= 0 or reading.waiting >= ready:
         return state
-    if state.ready_changed_at is not None and now - state.ready_changed_at < config.window_s:
+    if state.window_spans_readiness_change(now, config.window_s):
         return state  # the window still holds another replica count
     scaled_in = state.last_scale_direction == "down" and state.last_scale_at is not None
     if scaled_in and now - (state.last_scale_at or now) < config.window_s:

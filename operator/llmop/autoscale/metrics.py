@@ -17,6 +17,11 @@ from llmop.engines.promql import Query, render, selector
 COARSE_FIRST_BUCKET_S = 0.001
 
 
+def ms_text(value: float) -> str:
+    """A latency as the reasons write it: `61 ms`, `8.5 ms`."""
+    return f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"
+
+
 @dataclass(frozen=True)
 class Observation:
     """What Prometheus says about one LLMDeployment over the SLO window; `error` set means: do not act on it."""
@@ -56,8 +61,7 @@ class Observation:
         """`61 ms`, `<= 10 ms` or `n/a`."""
         if self.latency_ms is None:
             return "n/a"
-        prefix = "<= " if self.below_resolution else ""
-        return f"{prefix}{self.latency_ms:.0f} ms" if self.latency_ms >= 10 else f"{prefix}{self.latency_ms:.1f} ms"
+        return ("<= " if self.below_resolution else "") + ms_text(self.latency_ms)
 
     @classmethod
     def failed(cls, error: str, observed_at: float, percentile: float = 95.0) -> Observation:

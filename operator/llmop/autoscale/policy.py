@@ -7,10 +7,10 @@ from dataclasses import replace
 
 from llmop.autoscale import calibration
 from llmop.autoscale.learning import calibrate, learn_batch_cap
-from llmop.autoscale.metrics import Observation
+from llmop.autoscale.metrics import Observation, ms_text
 from llmop.autoscale.policy_config import PolicyConfig, coarse_edge_ms
 from llmop.autoscale.policy_state import Decision, Direction, PolicyState, iso
-from llmop.autoscale.reading import PolicyReading, count_text, ms_text, read, seconds_text, track_trend
+from llmop.autoscale.reading import PolicyReading, count_text, read, seconds_text, track_trend
 
 __all__ = ["Decision", "Direction", "PolicyConfig", "PolicyState", "coarse_edge_ms", "decide"]
 
@@ -116,7 +116,7 @@ def _decide(
     current, ready = max(current_replicas, 0), max(min(ready_replicas, current_replicas), 0)
     if state.last_ready is not None and ready > state.last_ready:
         # The latency window still holds the time before; within one window the first count before it stands.
-        stale = state.ready_changed_at is not None and now - state.ready_changed_at < config.window_s
+        stale = state.window_spans_readiness_change(now, config.window_s)
         before = state.ready_before if stale and state.ready_before is not None else state.last_ready
         state = replace(state, ready_changed_at=now, ready_before=before)
     state = replace(state, last_ready=ready)
@@ -154,7 +154,7 @@ def _decide(
         )
         return _hold(config, state, current, reason, False, True, metrics_reason)
     # 4. Pressure: latency above the SLO, or more requests than the capacity model allows on the ready replicas.
-    stale_window = state.ready_changed_at is not None and now - state.ready_changed_at < config.window_s
+    stale_window = state.window_spans_readiness_change(now, config.window_s)
     # A window that still holds the time before the last new replica: its error budget was spent by fewer.
     spent_by = state.ready_before if stale_window and state.ready_before is not None else ready
     reading = replace(reading, share_replicas=spent_by)

@@ -51,6 +51,10 @@ class PolicyState:
     hold_floor: int | None = None  # scale-in stops here until `hold_until`: going below it was undone recently
     hold_until: float | None = None
 
+    def window_spans_readiness_change(self, now: float, window_s: float) -> bool:
+        """Whether the window of `window_s` ending `now` still holds the time before the last readiness change."""
+        return self.ready_changed_at is not None and now - self.ready_changed_at < window_s
+
     _KEYS = (
         ("breach_since", "breachSince"),
         ("headroom_since", "headroomSince"),

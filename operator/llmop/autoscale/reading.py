@@ -7,14 +7,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from llmop.autoscale.capacity import CapacityModel, itl_ms, replicas_for
-from llmop.autoscale.metrics import Observation
+from llmop.autoscale.metrics import Observation, ms_text
 from llmop.autoscale.policy_config import PolicyConfig
 from llmop.autoscale.policy_state import PolicyState
 from llmop.engines.base import exact_edge
-
-
-def ms_text(value: float) -> str:
-    return f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"
 
 
 def count_text(value: float) -> str:
