@@ -161,12 +161,12 @@ def test_ablation_overrides_set_fields_and_nested_settings_from_text() -> None:
                           calibration=CalibrationSettings())  # fmt: skip
     changed = override(
         config,
-        (("tolerance", "0.3"), ("share_rule", "false"), ("calibration.half_life_s", "90"),
+        (("tolerance", "0.3"), ("share_rule", "false"), ("calibration.half_life_s", "45"),
          ("calibration.event_move", "0.2")),
     )  # fmt: skip
     assert changed.tolerance == 0.3
     assert changed.share_rule is False
-    assert changed.calibration == CalibrationSettings(half_life_s=90.0, event_move=0.2)
+    assert changed.calibration == CalibrationSettings(half_life_s=45.0, event_move=0.2)
     assert config.calibration == CalibrationSettings()  # the original is left as it was
     assert override(config, (("calibration", "none"),)).calibration is None
     with pytest.raises(AttributeError):

@@ -22,7 +22,7 @@ class CalibrationSettings:
     """How fast and from which readings the factor is learned."""
 
     percentile: float | None = None  # the latency the readings give: the SLO's percentile (None: the mean)
-    half_life_s: float = 180.0  # an informative reading halves the weight of what was learned before in this time
+    half_life_s: float = 90.0  # an informative reading halves the weight of what was learned before in this time
     tick_s: float = 15.0  # the autoscaler's interval: one reading per tick
     informative_share: float = 0.3  # a reading teaches only above floor + this share of (target - floor) ...
     max_latency_factor: float = 2.0  # ... and below target x this (beyond, the batch is at its cap: saturated)
