@@ -6,7 +6,7 @@ import bisect
 import math
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from llmop.api.spec import DecodeLatencySLO
 from llmop.autoscale.policy import PolicyConfig
@@ -25,6 +25,11 @@ from llmop_dev.replay.hardware import Hardware
 from llmop_dev.replay.llmop_policy import LlmopController
 from llmop_dev.replay.prometheus import MiniPrometheus
 from llmop_dev.replay.types import Controller, PodMetrics, View, Workload
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+Settings = TypeVar("Settings", bound="DataclassInstance")
 
 REFERENCES = ("reactive-frontier", "reactive", "oracle")
 POLICIES = ("llmop", *baselines.BASELINES, *REFERENCES)
@@ -130,7 +135,7 @@ class Scenario:
         )
 
 
-def override(config: Any, overrides: tuple[tuple[str, str], ...]) -> Any:
+def override(config: Settings, overrides: tuple[tuple[str, str], ...]) -> Settings:
     """`config` with fields set from text (`tolerance=0.3`, `calibration=none`, `percentile_model=false`); a dotted
     key sets a field of a nested settings object (`calibration.half_life_s=90`)."""
     values: dict[str, Any] = {}
