@@ -3,7 +3,9 @@
 `python bench/autoscale.py --suite` replays every cell (llmop, the competent baselines, the perfect-knowledge
 reactive frontier and the clairvoyant oracle), appending each finished cell to bench/results/autoscale-cells.jsonl
 (a rerun resumes), then writes autoscale.json, autoscale.md and one PNG per spec, and prints the three verdicts.
-`--quick` runs the start-up 120 s cells at gpu-speed 1.0 and 0.8 only.
+`--quick` runs the start-up 120 s cells at gpu-speed 1.0 and 0.8 only. `--seeds 0,1,2` also replays the cells at
+other arrival seeds: the verdicts stay those of seed 0, and the report adds how far each cell moves with the seed
+alone (the noise floor of a 1-point verdict).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from llmop_dev.replay import suite
+from llmop_dev.replay import seed_noise, suite
 from llmop_dev.replay.suite_report import headline, markdown, plot, update_benchmarks
 
 HERE = Path(__file__).resolve().parent
@@ -25,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 def _cell(cell: suite.Cell, scale: float) -> dict[str, Any]:
     if scale <= 0:  # no load at all meets the SLO on this trace: nothing for an autoscaler to do
         return {"key": cell.key, "infeasible": True, "reason": "the SLO cannot be met at any rate on this trace"}
-    extras = cell.startup_s == 120.0 and cell.gpu_speed == 1.0
+    extras = cell.startup_s == 120.0 and cell.gpu_speed == 1.0 and cell.seed == 0
     try:
         return suite.replay_cell(cell, scale, extras)
     except Exception as error:  # one broken cell must not lose the others
@@ -42,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="with --rerun llmop: an ablation, llmop with this PolicyConfig field changed")  # fmt: skip
     parser.add_argument("--speeds", help="with --quick: only these gpu-speeds (comma-separated, e.g. 1.0)")
+    parser.add_argument("--seeds", default="0", help="arrival seeds (comma-separated); verdicts use seed 0")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--spec", action="append", help="LLMDeployment YAML (default: bench/specs/*.yaml)")
     parser.add_argument("--trace", action="append", help="trace CSV (default: bench/traces/*.csv)")
@@ -55,12 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.speed:
         print(json.dumps(_speed(out), indent=2))
         return 0
+    seeds = tuple(int(v) for v in args.seeds.split(","))
     if not args.report:
         if args.quick:
             speeds = tuple(float(v) for v in args.speeds.split(",")) if args.speeds else (1.0, 0.8)
-            cells = suite.grid(specs, traces, startups=(120.0,), speeds=speeds)
+            cells = suite.grid(specs, traces, startups=(120.0,), speeds=speeds, seeds=seeds)
         elif args.suite:
-            cells = suite.grid(specs, traces)
+            cells = suite.grid(specs, traces, seeds=seeds)
         else:
             parser.error("choose --suite, --quick or --report")
         if args.rerun:
@@ -68,18 +72,25 @@ def main(argv: list[str] | None = None) -> int:
             _rerun(cells, cells_file, args.rerun, args.jobs, overrides)  # type: ignore[arg-type]
         else:
             _run(cells, cells_file, args.jobs)
-    done = suite.read_cells(cells_file)
+    replayed = suite.read_cells(cells_file)
+    done = [c for c in replayed if c.get("seed", 0) == 0]
+    noise = seed_noise.spreads(replayed)
     skipped = [c for c in suite.read_cells(cells_file, replayed_only=False) if "rows" not in c]
     if not done:
         print("no cells on file", file=sys.stderr)
         return 1
     summary = {"verdicts": suite.verdicts(done), "cells": len(done), "peak_replicas": suite.PEAK_REPLICAS,
-               "skipped": skipped}  # fmt: skip
+               "skipped": skipped, "seed_noise": seed_noise.summary(noise)}  # fmt: skip
     (out / "autoscale.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     text = markdown(done, summary["verdicts"], skipped)
+    if noise:
+        text += "\n## Seed noise\n\n" + "\n".join(seed_noise.lines(noise)) + "\n"
     (out / "autoscale.md").write_text(text, encoding="utf-8")
     if out.resolve() == (HERE / "results").resolve():  # a scratch --out leaves the published report alone
-        update_benchmarks(HERE.parent / "BENCHMARKS.md", headline(done, summary["verdicts"], skipped))
+        published = headline(done, summary["verdicts"], skipped)
+        if noise:
+            published += "\nSeed noise: " + seed_noise.lines(noise)[0] + "\n"
+        update_benchmarks(HERE.parent / "BENCHMARKS.md", published)
     for spec in sorted({c["spec"] for c in done}):
         plot([c for c in done if c["spec"] == spec], out / f"autoscale-{spec}.png", spec)
     print(json.dumps(summary["verdicts"], indent=2)[:4000])

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from llmop_dev.replay import references, score, suite, suite_report
+from llmop_dev.replay import references, score, seed_noise, suite, suite_report
 from llmop_dev.replay.types import PodView, Request, View
 
 
@@ -171,3 +171,58 @@ def test_ablation_overrides_set_fields_and_nested_settings_from_text() -> None:
     assert override(config, (("calibration", "none"),)).calibration is None
     with pytest.raises(AttributeError):
         override(config, (("calibration.no_such_field", "1"),))
+
+
+def _seeded(seed: int, llmop: float, gpu: float = 5.0, trace: str = "t") -> dict[str, Any]:
+    cell = _cell(1.0, llmop)
+    cell["rows"][0]["gpu_hours"] = gpu
+    return {**cell, "key": f"s|{trace}|120|1|{seed}", "trace": trace, "seed": seed}
+
+
+def test_seed_noise_spreads_the_gap_over_the_seeds_of_each_cell() -> None:
+    cells = [_seeded(1, 84.0), _seeded(0, 86.0), _seeded(2, 83.5, gpu=6.0), _seeded(0, 90.0, trace="lone")]
+    (item,) = seed_noise.spreads(cells)  # the cell with one seed has no spread
+    assert item.cell == "s|t|120|1"
+    assert item.seeds == (0, 1, 2)
+    assert item.gaps == (1.0, -1.0, -6.5)  # frontier 85 at 5 GPU-hours, 90 at 6
+    assert item.slo_minutes_pct == (86.0, 84.0, 83.5)
+    assert item.gpu_hours == (5.0, 5.0, 6.0)
+    assert item.dominated == (1, 1, 0)  # hpa (84 / 6 h) at seeds 0 and 1; at 2 better on neither axis
+    assert item.spread == 7.5
+    assert item.mean_gap == pytest.approx(-6.5 / 3)
+    assert item.flips  # met at seeds 0 and 1 (within 1 point), missed at seed 2
+
+
+def test_seed_noise_summary_and_lines_count_flips_and_each_way_of_meeting() -> None:
+    steady = [_seeded(0, 85.5, trace="a"), _seeded(1, 85.0, trace="a")]  # gaps +0.5, 0.0
+    noisy = [_seeded(0, 86.0, trace="b"), _seeded(1, 81.0, trace="b")]  # gaps +1.0, -4.0
+    items = seed_noise.spreads(steady + noisy)
+    assert seed_noise.summary(items) == {
+        "cells": 2,
+        "seeds": [0, 1],
+        "gap_spread_median": 2.75,
+        "gap_spread_max": 5.0,
+        "gap_stdev_mean": 1.94,
+        "verdict_flips": 1,
+        "met_first_seed": 2,
+        "met_every_seed": 1,
+        "met_on_mean": 1,  # b's mean gap is -1.5
+        "mean_gap_first_seed": 0.75,
+        "mean_gap_all_seeds": -0.62,
+    }
+    assert seed_noise.summary([]) == {"cells": 0}
+    text = seed_noise.lines(items)
+    assert text[0].startswith("2 cells replayed at seeds 0, 1 ")
+    assert "flips with the seed alone in 1 cells" in text[0]
+    assert "Within 1 point: 2 at the first seed, 1 at every seed, 1 on the mean over the seeds." in text[0]
+    assert text[4:] == [
+        "| s|a|120|1 | 0, 1 | +0.5 +0.0 | 85.5 85.0 | 5.00 5.00 | 1 1 |",
+        "| s|b|120|1 | 0, 1 | +1.0 -4.0 | 86.0 81.0 | 5.00 5.00 | 1 0 |",
+    ]
+    assert seed_noise.lines([]) == []
+
+
+def test_the_grid_puts_seed_zero_first_then_each_other_seed() -> None:
+    cells = suite.grid(["a.yaml"], ["t.csv"], startups=(120.0,), speeds=(0.8, 1.0), seeds=(0, 3))
+    assert [(c.seed, c.gpu_speed) for c in cells] == [(0, 1.0), (0, 0.8), (3, 1.0), (3, 0.8)]
+    assert cells[2].key == "a|t|120|1|3"

@@ -83,7 +83,7 @@ def ablations(cells: list[dict[str, Any]]) -> list[str]:
 
             def wins(policy: str, group: list[dict[str, Any]] = group) -> int:
                 rows = [{r["policy"]: r for r in c["rows"]} for c in group]
-                return sum(suite.dominates(r[policy], r[b]) for r in rows for b in ("hpa", "keda"))
+                return sum(suite.dominates(r[policy], r[b]) for r in rows for b in suite.BASELINES)
 
             base = _base(name)
             lines.append(
