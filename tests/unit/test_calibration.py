@@ -270,3 +270,22 @@ def test_the_window_learns_from_whichever_of_ttft_and_decode_latency_says_more()
     by_decode = calibrate(replace(TTFT_CONFIG, ttft_learning=False), PolicyState(), slow, 4, 4, 1000.0).load_scale
     assert calibrate(TTFT_CONFIG, PolicyState(), slow, 4, 4, 1000.0).load_scale == by_decode
     assert by_decode == pytest.approx(math.exp(alpha * math.log(2.11706)), rel=1e-5)  # 1.0853
+
+
+def test_a_window_that_teaches_nothing_pulls_the_factor_back_to_the_plan() -> None:
+    decay = 0.5 ** (15 / 1800)  # one tick of the 30-minute half-life
+    assert calibration.decayed_scale(2.0, SETTINGS) == pytest.approx(2.0**decay, rel=1e-12)
+    assert calibration.decayed_scale(None, SETTINGS) is None
+    assert calibration.decayed_scale(2.0, replace(SETTINGS, decay_half_life_s=None)) == 2.0
+    value: float | None = 2.0
+    for _ in range(120):  # 30 minutes of windows at the floor: half the way back, in log space
+        value = calibration.decayed_scale(value, SETTINGS)
+    assert value == pytest.approx(math.sqrt(2.0), rel=1e-9)
+    # 4 replicas at 4 req/s read 5 ms: near the floor by both the reading and the model, the window says nothing
+    learned = PolicyState(load_scale=2.0)
+    assert decide(CONFIG, learned, reading(0.0, 4.0, 5.0), 4, 4, 0.0).state.load_scale == pytest.approx(2.0**decay)
+    queued = Observation(5.0, 50_000, 0.8, 4.0, 0.3, 0.0, request_rate=4.0, mean_prompt_tokens=1000,
+                         mean_output_tokens=200, waiting_growth_rps=0.0)  # fmt: skip
+    assert decide(CONFIG, learned, queued, 4, 4, 0.0).state.load_scale == 2.0  # a queue: not a valid window
+    newly_ready = replace(learned, ready_changed_at=0.0)
+    assert decide(CONFIG, newly_ready, reading(60.0, 4.0, 5.0), 4, 4, 60.0).state.load_scale == 2.0

@@ -27,6 +27,11 @@ class CalibrationSettings:
     informative_share: float = 0.3  # a reading teaches only above floor + this share of (target - floor) ...
     max_latency_factor: float = 2.0  # ... and below target x this (beyond, the batch is at its cap: saturated)
     event_move: float = 0.15  # an Event when the factor moved by more than this since the last one
+    # A valid window that teaches nothing (the flat part of the curve) pulls the factor back toward the plan (1.0)
+    # at this half-life, so a factor learned from a transient (a queue draining into the window) unwinds. 30 min:
+    # on the quick grid as good as none (34 cells within a point either way) for 2 % fewer GPU-hours; 10 min lost
+    # 4 cells and 1.7 SLO-minute points (BENCHMARKS.md, "the factor's decay"). None: no decay.
+    decay_half_life_s: float | None = 1800.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,13 @@ def updated_scale(previous: float | None, sample: float, weight: float, settings
     alpha = weight * (1.0 - 0.5 ** (settings.tick_s / settings.half_life_s))
     value = math.exp((1 - alpha) * math.log(prior) + alpha * math.log(sample))
     return min(MAX_LOAD_SCALE, max(MIN_LOAD_SCALE, value))
+
+
+def decayed_scale(previous: float | None, settings: CalibrationSettings) -> float | None:
+    """The factor one uninformative tick later: back toward the plan (1.0) in log space, at `decay_half_life_s`."""
+    if previous is None or settings.decay_half_life_s is None:
+        return previous
+    return math.exp(math.log(previous) * 0.5 ** (settings.tick_s / settings.decay_half_life_s))
 
 
 def moved(reported: float | None, scale: float, settings: CalibrationSettings) -> bool:

@@ -18,7 +18,8 @@ def calibrate(
 
     A replica still starting does not serve, so a scale-up's window stays valid until the new replica is ready;
     a scale-in or a readiness change spoils it for one window. A queue on every replica is the batch limit's
-    evidence (`learn_batch_cap`), not the latency curve's."""
+    evidence (`learn_batch_cap`), not the latency curve's. A valid window that teaches nothing (near the floor)
+    decays the factor toward the plan (`decayed_scale`)."""
     settings, model = config.calibration, config.capacity_model
     if settings is None or model is None or reading.latency is None or reading.probed or reading.rps is None:
         return state
@@ -37,7 +38,7 @@ def calibrate(
         if by_ttft is not None and (sample is None or by_ttft > sample):  # the larger factor, then weight
             sample = by_ttft  # the time to first token binds before the decode latency does
     if sample is None:
-        return state
+        return replace(state, load_scale=calibration.decayed_scale(state.load_scale, settings))
     scale = calibration.updated_scale(state.load_scale, sample[0], sample[1], settings)
     return replace(state, load_scale=scale)
 
