@@ -289,3 +289,19 @@ def test_a_window_that_teaches_nothing_pulls_the_factor_back_to_the_plan() -> No
     assert decide(CONFIG, learned, queued, 4, 4, 0.0).state.load_scale == 2.0  # a queue: not a valid window
     newly_ready = replace(learned, ready_changed_at=0.0)
     assert decide(CONFIG, newly_ready, reading(60.0, 4.0, 5.0), 4, 4, 60.0).state.load_scale == 2.0
+
+
+def test_the_edges_of_what_a_reading_teaches() -> None:
+    def sample(rps: float, latency: float, target: float, settings: CalibrationSettings = SETTINGS) -> object:
+        return calibration.load_scale_sample(MODEL, Reading(rps, 1000, 200, latency), target, 3.9, settings)
+
+    assert sample(10.0, math.nan, 50.0) is None  # no latency figure
+    assert sample(10.0, 30.0, 3.9) is None  # a target at the floor leaves no room to read a factor in
+    # half a millisecond above the floor is room enough: 4.3 ms where the model says 4.08 ms at 1 req/s
+    assert sample(1.0, 4.3, 4.4) == pytest.approx((2.149733, 0.964286), abs=1e-6)
+    assert sample(10.0, 100.0, 50.0) == pytest.approx((2.158947, 1.0), abs=1e-6)  # exactly 2x the target: still read
+    # 5 ms at 10 req/s: the mean model (6.9 ms) calls it the floor, the p95 model (the prefill cliff, 37 ms) does not
+    assert sample(10.0, 5.0, 50.0) is None
+    p95 = replace(SETTINGS, percentile=95)
+    assert sample(10.0, 5.0, 50.0, p95) == pytest.approx((1.0, 0.851505), abs=1e-6)
+    assert calibration.moved(1.0, 1.25, replace(SETTINGS, event_move=0.25)) is False  # exactly the move: no Event
