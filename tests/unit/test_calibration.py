@@ -296,7 +296,7 @@ def test_the_edges_of_what_a_reading_teaches() -> None:
         return calibration.load_scale_sample(MODEL, Reading(rps, 1000, 200, latency), target, 3.9, settings)
 
     assert sample(10.0, math.nan, 50.0) is None  # no latency figure
-    assert sample(10.0, 30.0, 3.9) is None  # a target at the floor leaves no room to read a factor in
+    assert sample(10.0, 5.0, 3.9) is None  # a target at the floor leaves no room to read a factor in
     # half a millisecond above the floor is room enough: 4.3 ms where the model says 4.08 ms at 1 req/s
     assert sample(1.0, 4.3, 4.4) == pytest.approx((2.149733, 0.964286), abs=1e-6)
     assert sample(10.0, 100.0, 50.0) == pytest.approx((2.158947, 1.0), abs=1e-6)  # exactly 2x the target: still read
