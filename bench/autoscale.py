@@ -83,13 +83,14 @@ def main(argv: list[str] | None = None) -> int:
                "skipped": skipped, "seed_noise": seed_noise.summary(noise)}  # fmt: skip
     (out / "autoscale.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     text = markdown(done, summary["verdicts"], skipped)
-    if noise:
-        text += "\n## Seed noise\n\n" + "\n".join(seed_noise.lines(noise)) + "\n"
+    noise_lines = seed_noise.lines(noise)
+    if noise_lines:
+        text += "\n## Seed noise\n\n" + "\n".join(noise_lines) + "\n"
     (out / "autoscale.md").write_text(text, encoding="utf-8")
     if out.resolve() == (HERE / "results").resolve():  # a scratch --out leaves the published report alone
         published = headline(done, summary["verdicts"], skipped)
-        if noise:
-            published += "\nSeed noise: " + seed_noise.lines(noise)[0] + "\n"
+        if noise_lines:
+            published += "\nSeed noise: " + noise_lines[0] + "\n"
         update_benchmarks(HERE.parent / "BENCHMARKS.md", published)
     for spec in sorted({c["spec"] for c in done}):
         plot([c for c in done if c["spec"] == spec], out / f"autoscale-{spec}.png", spec)
@@ -98,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _seed(cell: dict[str, Any]) -> int:
-    """The arrival seed of a cell on file (the last field of its key: infeasible cells carry only the key)."""
-    return int(cell["key"].rsplit("|", 1)[1])
+    """The arrival seed of a cell on file (from its key: infeasible cells carry only the key)."""
+    return suite.split_key(cell["key"])[1]
 
 
 def _speed(out: Path) -> dict[str, Any]:

@@ -226,3 +226,8 @@ def test_the_grid_puts_seed_zero_first_then_each_other_seed() -> None:
     cells = suite.grid(["a.yaml"], ["t.csv"], startups=(120.0,), speeds=(0.8, 1.0), seeds=(0, 3))
     assert [(c.seed, c.gpu_speed) for c in cells] == [(0, 1.0), (0, 0.8), (3, 1.0), (3, 0.8)]
     assert cells[2].key == "a|t|120|1|3"
+
+
+def test_a_cell_key_splits_into_the_cell_and_its_seed() -> None:
+    cell = suite.Cell("bench/specs/a.yaml", "bench/traces/t.csv", 120.0, 0.8, 2)
+    assert suite.split_key(cell.key) == ("a|t|120|0.8", 2)

@@ -11,7 +11,7 @@ from llmop_dev.replay import suite
 
 def base_key(cell: dict[str, Any]) -> str:
     """The cell without its seed: `spec|trace|start-up|gpu-speed`."""
-    return str(cell["key"]).rsplit("|", 1)[0]
+    return suite.split_key(str(cell["key"]))[0]
 
 
 @dataclass(frozen=True)
@@ -47,19 +47,20 @@ def spreads(cells: list[dict[str, Any]]) -> list[SeedSpread]:
         groups.setdefault(base_key(cell), []).append(cell)
     result = []
     for key, group in sorted(groups.items()):
-        measured = sorted((c for c in group if suite.frontier_gap(c, "llmop") is not None), key=lambda c: c["seed"])
+        gapped = ((c, suite.frontier_gap(c, "llmop")) for c in group)
+        measured = sorted(((c, gap) for c, gap in gapped if gap is not None), key=lambda pair: pair[0]["seed"])
         if len(measured) < 2:
             continue
-        rows = [suite.row(c, "llmop") for c in measured]
+        rows = [suite.row(c, "llmop") for c, _ in measured]
         wins = [
             sum(suite.dominates(r, suite.row(c, b)) for b in suite.BASELINES)
-            for r, c in zip(rows, measured, strict=True)
+            for r, (c, _) in zip(rows, measured, strict=True)
         ]
         result.append(
             SeedSpread(
                 cell=key,
-                seeds=tuple(int(c["seed"]) for c in measured),
-                gaps=tuple(suite.frontier_gap(c, "llmop") or 0.0 for c in measured),
+                seeds=tuple(int(c["seed"]) for c, _ in measured),
+                gaps=tuple(gap for _, gap in measured),
                 slo_minutes_pct=tuple(r["slo_minutes_pct"] for r in rows),
                 gpu_hours=tuple(r["gpu_hours"] for r in rows),
                 dominated=tuple(wins),

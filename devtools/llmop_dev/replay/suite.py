@@ -40,6 +40,12 @@ class Cell:
         return f"{Path(self.spec).stem}|{Path(self.trace).stem}|{self.startup_s:g}|{self.gpu_speed:g}|{self.seed}"
 
 
+def split_key(key: str) -> tuple[str, int]:
+    """A cell key (`Cell.key`) as (`spec|trace|start-up|gpu-speed`, seed)."""
+    base, seed = key.rsplit("|", 1)
+    return base, int(seed)
+
+
 def grid(specs: list[str], traces: list[str], startups: tuple[float, ...] = STARTUPS_S,
          speeds: tuple[float, ...] = GPU_SPEEDS, seeds: tuple[int, ...] = (0,)) -> list[Cell]:  # fmt: skip
     """Most telling cells first: as-planned GPU and 120 s start-up, then the rest; seed 0 before other seeds."""
