@@ -105,6 +105,22 @@ EQUIVALENT_BY_MODULE: dict[str, dict[str, str]] = {
         "x_calibrate__mutmut_65": "`>=` for `>` between (factor, weight) samples: at equality both are the same sample",
         "x_learn_batch_cap__mutmut_41": "`>=` for `>`: equal sets the batch limit to the value it has",
     },
+    "llmop.autoscale.calibration": {
+        "x__solve__mutmut_22": "41 bisection steps for 40: the factor moves by under 2**-40 of log 3",
+        "x__solve__mutmut_29": "`<=` for `<` at a midpoint: only a latency exactly equal to the reading at a "
+        "bisection midpoint tells them apart, and either side converges to the same point within 2**-40",
+        "x_capacity_rps__mutmut_3": "a first bracket of [0, 2] for [0, 1]: the bisection converges to the same "
+        "capacity within its precision (2**-40 of the bracket)",
+        "x_capacity_rps__mutmut_15": "`<` for `<=` while doubling: only a latency exactly at the target at a power "
+        "of two, where either bracket holds the same boundary",
+        "x_capacity_rps__mutmut_16": "`high <= 1e6` for `< 1e6`: high is a power of two, never 1e6, so the "
+        "doubling stops at 2**20 either way",
+        "x_capacity_rps__mutmut_17": "the same (1000001): no power of two lies in [1e6, 1000001]",
+        "x_capacity_rps__mutmut_20": "tripling the bracket for doubling: another bracket around the same boundary, "
+        "the same capacity within the bisection's precision",
+        "x_capacity_rps__mutmut_22": "41 bisection steps for 40: the capacity moves by under 2**-40 of the bracket",
+        "x_capacity_rps__mutmut_37": "`<` for `<=` at a midpoint: the same boundary within the precision",
+    },
     "llmop.controller.status_update": {
         "x_compute_status__mutmut_53": "the pod selector has one label: the separator of the join is never written",
         "x_plan_summary__mutmut_8": "PlanStatus holds only str, int, float and list fields: its python and json "

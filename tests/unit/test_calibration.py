@@ -305,3 +305,22 @@ def test_the_edges_of_what_a_reading_teaches() -> None:
     p95 = replace(SETTINGS, percentile=95)
     assert sample(10.0, 5.0, 50.0, p95) == pytest.approx((1.0, 0.851505), abs=1e-6)
     assert calibration.moved(1.0, 1.25, replace(SETTINGS, event_move=0.25)) is False  # exactly the move: no Event
+
+
+def test_the_solver_and_the_capacity_search_at_their_bounds() -> None:
+    # A reading the plan's model explains exactly: the factor is the plan's (1.0) itself, not a bisection near it;
+    # one the model explains only at the largest factor: that bound exactly.
+    exact = itl_ms(MODEL, 10.0, 1000, 200)
+    assert calibration._solve(MODEL, Reading(10.0, 1000, 200, exact), None) == 1.0
+    at_max = itl_ms(MODEL, 5.0 * math.exp(math.log(calibration.MAX_LOAD_SCALE)), 1000, 200)
+    assert calibration._solve(MODEL, Reading(5.0, 1000, 200, at_max), None) == calibration.MAX_LOAD_SCALE
+    # Below 1 req/s per replica (a target 0.1 ms over the floor): the search starts at 0, not at 1 req/s.
+    assert calibration.capacity_rps(MODEL, 1.0, 1000, 200, 4.0) == pytest.approx(0.577741, abs=1e-6)
+    # The p95's prefill cliff sizes the capacity (8.2 req/s) where the mean would allow 18.6: the bracket is
+    # searched with the percentile too, not with the mean and then bisected by the percentile.
+    assert calibration.capacity_rps(MODEL, 1.0, 1000, 200, 20.0) == pytest.approx(18.603254, abs=1e-6)
+    assert calibration.capacity_rps(MODEL, 1.0, 1000, 200, 20.0, 95) == pytest.approx(8.245927, abs=1e-6)
+    # A reading exactly at the informative share (9 ms over a 15 ms floor, 30 ms of room: 0.3) still teaches, at the
+    # least weight.
+    at_share = calibration.load_scale_sample(MODEL, Reading(10.0, 1000, 200, 24.0), 45.0, 15.0, SETTINGS)
+    assert at_share == pytest.approx((1.935432, 0.25), abs=1e-6)
