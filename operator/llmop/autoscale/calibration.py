@@ -32,13 +32,6 @@ class CalibrationSettings:
     # on the quick grid as good as none (34 cells within a point either way) for 2 % fewer GPU-hours; 10 min lost
     # 4 cells and 1.7 SLO-minute points (BENCHMARKS.md, "the factor's decay"). None: no decay.
     decay_half_life_s: float | None = 1800.0
-    # A window on the flat part of the curve teaches no load factor, but it shows the step time: a GPU slower than
-    # planned raises the floor itself. Its latency over the model's beyond this ratio teaches a step-time factor
-    # (every cost of the model times it), at `step_weight` of a full reading; one under the model's decays it.
-    # 1.1: at the planned speed such windows read 0.8-1.03x the model on the benchmark grid, with a 20 % slower
-    # GPU 1.18-1.25x (BENCHMARKS.md, "the step time"). None: no step factor.
-    step_dead_band: float | None = 1.1
-    step_weight: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -101,37 +94,6 @@ def updated_scale(previous: float | None, sample: float, weight: float, settings
     alpha = weight * (1.0 - 0.5 ** (settings.tick_s / settings.half_life_s))
     value = math.exp((1 - alpha) * math.log(prior) + alpha * math.log(sample))
     return min(MAX_LOAD_SCALE, max(MIN_LOAD_SCALE, value))
-
-
-def updated_step_scale(
-    previous: float | None,
-    model: CapacityModel,
-    reading: Reading,
-    target_ms: float,
-    floor_ms: float,
-    settings: CalibrationSettings,
-) -> float | None:
-    """The step-time factor after this window. Only a window where the model's curve is flat (its figure within
-    `informative_share` of the room above the floor) speaks: there no load factor explains a latency above the
-    model's, a slower step does. Its latency over the model's, beyond `step_dead_band`, is learned as
-    `updated_scale` learns the load factor; a latency under the model's decays the factor toward the plan;
-    anything else keeps it. The load factor is then read against the model at the new step time, so the two agree
-    once the step time is learned (the slowed model meets the reading and the load factor reads 1)."""
-    if settings.step_dead_band is None or reading.rps_per_replica <= 0 or not math.isfinite(reading.latency_ms):
-        return previous
-    gap = target_ms - floor_ms
-    load = reading.rps_per_replica
-    modelled = itl_ms(model, load, reading.prompt_tokens, reading.output_tokens, settings.percentile)
-    if gap <= 0 or not math.isfinite(modelled) or modelled <= 0:
-        return previous
-    if (modelled - floor_ms) / gap >= settings.informative_share:
-        return previous
-    ratio = reading.latency_ms / modelled
-    if ratio < 1.0:
-        return decayed_scale(previous, settings)
-    if ratio <= settings.step_dead_band:
-        return previous
-    return updated_scale(previous, ratio, settings.step_weight, settings)
 
 
 def decayed_scale(previous: float | None, settings: CalibrationSettings) -> float | None:
