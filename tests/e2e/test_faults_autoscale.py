@@ -28,7 +28,8 @@ TICK_S = 2.0  # the stack fixture's autoscaler interval and scrape interval
 UP_WINDOW_S = 10.0
 DOWN_WINDOW_S = 20.0
 # On the replay engine physics (8B fp8, H100, 1024-token prompts, 200-token answers) one pod holds p95 ITL at
-# ~10 ms at 4 req/s and ~150 ms at 20 req/s (prefill chunks stall the decoders); two pods hold 20 req/s at ~31 ms.
+# ~5 ms at 4 req/s and 100-200 ms at 20 req/s (prefill chunks stall the decoders); two pods hold 20 req/s at 6-14 ms
+# (the replay of this load, read on the 1 ms ladder the pods' rendered --custom-histogram-buckets give).
 # So 20 req/s breaks the 50 ms SLO on one pod and is met by 2-3 (60 req/s needed 5+ and built a minutes-long backlog).
 LOW_RPS, HIGH_RPS, TOKENS = 4.0, 20.0, 200.0
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -83,12 +86,27 @@ def test_vllm_exposition_parses_with_real_names_buckets_and_pod_labels() -> None
     assert itl.type == "histogram"  # type: ignore[attr-defined]
     pods = sorted(sim.pods)
     assert pods == ["d-00001", "d-00002"]
+    args = list(sim.plan.args)  # the pods run the argv llmop rendered: its --custom-histogram-buckets, read here
+    ladder = json.loads(args[args.index("--custom-histogram-buckets") + 1])["inter_token_latency"]
+    assert ladder[:3] == [0.001, 0.002, 0.003] and ladder != list(VLLM_ITL_BUCKETS_S)
     for pod in pods:
         les = [s.labels["le"] for s in itl.samples if s.name.endswith("_bucket") and s.labels["pod"] == pod]  # type: ignore[attr-defined]
-        assert les == [go_float(edge) for edge in VLLM_ITL_BUCKETS_S] + ["+Inf"]
+        assert les == [go_float(edge) for edge in ladder] + ["+Inf"]
     running = families["vllm:num_requests_running"].samples[0]  # type: ignore[attr-defined]
     assert running.labels == {"model_name": "meta-llama/Llama-3.1-8B-Instruct", "engine": "0", "namespace": "ns",
                               "llmdeployment": "d", "pod": "d-00001"}  # fmt: skip
+
+
+def test_a_vllm_argv_without_custom_buckets_exports_vllms_defaults() -> None:
+    planned = _plan(VLLM)
+    args = list(planned.args)
+    at = args.index("--custom-histogram-buckets")
+    del args[at : at + 2]
+    sim = DeploymentSim("ns", "d", replace(planned, args=tuple(args)), RateSource(2.0, 200.0, seed=1),
+                       startup_seconds=0.0, now=T0)  # fmt: skip
+    sim.add_pod(T0)
+    _run(sim, 10)
+    assert [bound for bound, _ in _itl_buckets(sim)] == [*VLLM_ITL_BUCKETS_S, math.inf]
 
 
 def test_tgi_pod_has_no_queue_or_batch_gauge_before_its_first_request() -> None:
