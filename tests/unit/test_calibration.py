@@ -324,3 +324,56 @@ def test_the_solver_and_the_capacity_search_at_their_bounds() -> None:
     # least weight.
     at_share = calibration.load_scale_sample(MODEL, Reading(10.0, 1000, 200, 24.0), 45.0, 15.0, SETTINGS)
     assert at_share == pytest.approx((1.935432, 0.25), abs=1e-6)
+
+
+def test_a_floor_above_the_plan_teaches_the_step_time() -> None:
+    # At 2 req/s the model is on its flat part (4.27 ms, 0.8 % of the room above the 3.9 ms floor).
+    modelled = itl_ms(MODEL, 2.0, 1000, 200)
+    assert modelled == pytest.approx(4.269500, abs=1e-6)
+
+    def step(previous: float | None, mean: float | None, rps: float = 2.0, settings: CalibrationSettings = SETTINGS,
+             p95: float = 6.0):  # fmt: skip
+        evidence = Reading(rps, 1000, 200, p95, mean)
+        return calibration.updated_step_scale(previous, MODEL, evidence, 50.0, 3.9, settings)
+
+    # The window's mean is the evidence, not its percentile: a p95 at twice the model's (a prefill-chunk tail, or
+    # the upper edge of a coarse first bucket) with the mean on the model's teaches nothing; without a mean, kept.
+    assert step(None, modelled, p95=2 * modelled) is None and step(1.2, modelled, p95=10.0) == 1.2
+    assert step(1.2, None) == 1.2
+    # 25 % over the model: learned at half a full reading's weight (one tick: alpha 0.1091, half of it)
+    alpha = (1 - 0.5 ** (15 / 90)) / 2
+    assert step(None, modelled * 1.25) == pytest.approx(math.exp(alpha * math.log(1.25)), rel=1e-12)
+    assert step(None, modelled * 1.25) == pytest.approx(1.012247, abs=1e-6)
+    assert step(1.2, modelled * 1.25) == pytest.approx(1.202675, abs=1e-6)
+    # within the 10 % dead band: kept (None stays None); under the model: decays toward the plan
+    assert step(None, modelled * 1.1) is None and step(1.2, modelled * 1.1) == 1.2
+    assert step(1.2, modelled * 1.05) == 1.2
+    # under the model: learned the same way, toward the ratio, and never below the plan
+    assert step(1.2, modelled * 0.9) == pytest.approx(math.exp((1 - alpha) * math.log(1.2) + alpha * math.log(0.9)))
+    assert step(1.2, modelled * 0.9) == pytest.approx(1.181315, abs=1e-6)
+    assert step(1.01, modelled * 0.5) == 1.0 and step(None, modelled * 0.9) is None
+    # more than twice the model's mean is a burst or a draining queue, not a step time: kept; twice is still learned
+    assert step(1.2, modelled * 2.01) == 1.2 and step(None, modelled * 2.01) is None
+    assert step(None, modelled * 2.0) == pytest.approx(math.exp(alpha * math.log(2.0)), rel=1e-12)
+    # where the model's curve rises (19 req/s: 21.9 ms, 39 % of the room) the load factor reads the window instead
+    assert step(1.2, 40.0, rps=19.0) == 1.2
+    assert step(1.2, modelled * 1.25, settings=replace(SETTINGS, step_dead_band=None)) == 1.2  # off
+    assert step(1.2, math.nan) == 1.2 and step(1.2, 5.0, rps=0.0) == 1.2
+    # a 25 % slower step costs 22 % of the capacity at 45 ms
+    slowed = calibration.capacity_rps(MODEL.slowed(1.25), 1.0, 1000, 200, 45.0)
+    assert slowed == pytest.approx(16.484871, abs=1e-6)
+
+
+def test_the_learned_step_time_slows_the_model_the_policy_sizes_with() -> None:
+    reading = PolicyReading(30.0, "p95 TPOT 30 ms", 8.0, 0.0, rps=60.0, prompt=1000, output=200, arrivals=60.0)
+    config = replace(CONFIG, max_replicas=16)
+    assert reading.need(config, 45.0) == 3
+    # 25 % slower, a step carrying a 1000-token prefill chunk (40.6 ms plus the decode step) is itself above 45 ms:
+    # the p95's cliff comes at 6.6 req/s per replica instead of 20.8
+    assert replace(reading, step_scale=1.25).need(config, 45.0) == 10
+    assert calibration.capacity_rps(MODEL.slowed(1.25), 1.0, 1000, 200, 45.0, 95) == pytest.approx(6.596741, abs=1e-6)
+    assert replace(reading, step_scale=1.25).model(config) == config.capacity_model.slowed(1.25)
+    # kept in status and read back
+    assert PolicyState(step_scale=1.2345).to_dict() == {"capacity": {"stepScale": 1.234}}
+    assert PolicyState.from_dict({"capacity": {"stepScale": 1.234}}).step_scale == 1.234
+    assert PolicyState.from_dict({"capacity": {"stepScale": 3.5}}).step_scale is None  # out of [1, 3]

@@ -865,6 +865,15 @@ CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
           "capacity": {"loadScale": 1.2, "announcedScale": 1.2}},
          "learned capacity: the load weighs x1.20 against the plan's capacity model (was x1.00)"),
     ),
+    "a_learned_step_time_without_lengths_is_announced_as_itself": (
+        lambda: decide(LEARNING, PolicyState(step_scale=1.25), obs(20.0), 3, 3, T0),
+        (3, "hold", "holding 3: headroom for 0 s (p95 TPOT 20 ms); 2 would do in 300 s", True, True, "ok",
+         {"headroomSince": "1970-01-01T00:16:40.000Z",
+          "lastReady": 3,
+          "capacity": {"stepScale": 1.25, "announcedScale": 1.25}},
+         "learned capacity: the load weighs x1.25 against the plan's capacity model (was x1.00); every step takes "
+         "x1.25 the plan's time"),
+    ),
     "a_window_above_the_model_teaches_a_factor": (
         lambda: decide(LEARNING, PolicyState(), load(15.0, latency=40.0), 3, 3, T0),
         (3, "hold", "holding 3: the load has fit 2 for 0 s, but 2 replicas would give ~286 ms > 50 ms (p95 TPOT 40 ms)",
@@ -874,6 +883,27 @@ CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
           "lastReady": 3,
           "trendRps": 15.0,
           "capacity": {"loadScale": 1.118}},
+         None),
+    ),
+    "a_flat_window_with_a_slow_mean_teaches_the_step_time": (
+        # 2 req/s per replica: the model's mean and p95 are 4.31 ms (flat); a mean of 8 ms is x1.86 at half weight
+        lambda: decide(LEARNING, PolicyState(), load(6.0, latency=9.0, mean_latency_ms=8.0), 3, 3, T0),
+        (3, "hold", "holding 3: headroom for 0 s (p95 TPOT 9.0 ms); 2 would do in 300 s", True, True, "ok",
+         {"headroomSince": "1970-01-01T00:16:40.000Z",
+          "trendAt": "1970-01-01T00:16:40.000Z",
+          "lastReady": 3,
+          "trendRps": 6.0,
+          "capacity": {"stepScale": 1.034}},
+         None),
+    ),
+    "a_flat_window_with_the_models_mean_and_a_slow_p95_teaches_nothing": (
+        # the p95 twice the model's (a prefill-chunk tail, a coarse bucket's edge), the mean within 10 % of it
+        lambda: decide(LEARNING, PolicyState(), load(6.0, latency=9.0, mean_latency_ms=4.4), 3, 3, T0),
+        (3, "hold", "holding 3: headroom for 0 s (p95 TPOT 9.0 ms); 2 would do in 300 s", True, True, "ok",
+         {"headroomSince": "1970-01-01T00:16:40.000Z",
+          "trendAt": "1970-01-01T00:16:40.000Z",
+          "lastReady": 3,
+          "trendRps": 6.0},
          None),
     ),
     "a_queue_on_every_replica_teaches_the_batch_limit": (
@@ -1693,7 +1723,8 @@ def test_state_to_dict_pins_every_key_its_time_format_and_rounding() -> None:
     state = PolicyState(breach_since=T0 + 0.1234, headroom_since=T0 + 1, last_scale_at=T0 + 2,
                         last_scale_direction="down", last_ready=3, ready_changed_at=T0 + 3, trend_at=T0 + 4,
                         trend_rps=41.1234567, trend_slope=-0.0123456789, trend_growth=0.00004444449, load_scale=1.23456,
-                        announced_scale=1.1111, batch_cap=37.77777, hold_floor=4, hold_until=T0 + 900)  # fmt: skip
+                        step_scale=1.0987654, announced_scale=1.1111, batch_cap=37.77777, hold_floor=4,
+                        hold_until=T0 + 900)  # fmt: skip
     data = {
         "breachSince": "1970-01-01T00:16:40.123Z",
         "headroomSince": "1970-01-01T00:16:41.000Z",
@@ -1707,14 +1738,14 @@ def test_state_to_dict_pins_every_key_its_time_format_and_rounding() -> None:
         "trendRps": 41.123457,
         "trendSlope": -0.012346,
         "trendGrowth": 4.4e-05,
-        "capacity": {"loadScale": 1.235, "announcedScale": 1.111, "batchCap": 37.778},
+        "capacity": {"loadScale": 1.235, "stepScale": 1.099, "announcedScale": 1.111, "batchCap": 37.778},
     }
     assert state.to_dict() == data
     assert PolicyState.from_dict(data) == PolicyState(
         breach_since=T0 + 0.123, headroom_since=T0 + 1, last_scale_at=T0 + 2, last_scale_direction="down",
         last_ready=3, ready_changed_at=T0 + 3, trend_at=T0 + 4, trend_rps=41.123457, trend_slope=-0.012346,
-        trend_growth=4.4e-05, load_scale=1.235, announced_scale=1.111, batch_cap=37.778, hold_floor=4,
-        hold_until=T0 + 900,
+        trend_growth=4.4e-05, load_scale=1.235, step_scale=1.099, announced_scale=1.111, batch_cap=37.778,
+        hold_floor=4, hold_until=T0 + 900,
     )  # fmt: skip
     assert PolicyState().to_dict() == {}
 
@@ -1722,10 +1753,10 @@ def test_state_to_dict_pins_every_key_its_time_format_and_rounding() -> None:
 def test_state_from_dict_keeps_each_valid_edge_value() -> None:
     data = {"lastReady": 0, "holdFloor": 1, "lastScaleDirection": "up", "trendRps": 5, "breachSince": T0,
             "readyChangedAt": "2024-01-01T00:00:00Z",
-            "capacity": {"loadScale": 3.0, "announcedScale": 1.0, "batchCap": 1}}  # fmt: skip
+            "capacity": {"loadScale": 3.0, "stepScale": 1.0, "announcedScale": 1.0, "batchCap": 1}}  # fmt: skip
     assert PolicyState.from_dict(data) == PolicyState(
         last_ready=0, hold_floor=1, last_scale_direction="up", trend_rps=5.0, breach_since=T0,
-        ready_changed_at=1_704_067_200.0, load_scale=3.0, announced_scale=1.0, batch_cap=1.0,
+        ready_changed_at=1_704_067_200.0, load_scale=3.0, step_scale=1.0, announced_scale=1.0, batch_cap=1.0,
     )  # fmt: skip
 
 

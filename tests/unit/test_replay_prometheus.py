@@ -326,6 +326,7 @@ def test_every_production_query_on_exporter_data(engine: str, escaped: bool) -> 
     assert done == set(EXPECTED[engine])
     observed = PrometheusMetrics("mini", runner=prom.runner(60)).observe("ns", "d", engine, window_s=60)
     assert observed.ok and observed.latency_ms == pytest.approx(EXPECTED[engine]["decode_latency_quantile"] * 1000)
+    assert observed.mean_latency_ms == pytest.approx(EXPECTED[engine]["decode_latency_mean"] * 1000, rel=1e-9)
 
 
 def test_history_is_bounded() -> None:

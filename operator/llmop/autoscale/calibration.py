@@ -32,16 +32,26 @@ class CalibrationSettings:
     # on the quick grid as good as none (34 cells within a point either way) for 2 % fewer GPU-hours; 10 min lost
     # 4 cells and 1.7 SLO-minute points (BENCHMARKS.md, "the factor's decay"). None: no decay.
     decay_half_life_s: float | None = 1800.0
+    # A window on the flat part of the curve teaches no load factor, but it shows the step time: a GPU slower than
+    # planned raises the floor itself. Its mean inter-token time over the model's mean beyond this ratio teaches a
+    # step-time factor (every cost of the model times it), at `step_weight` of a full reading. 1.1: on the grid's
+    # L4 and L40S specs such windows read a median 0.86-0.90x the model at the planned speed (p95 0.99-1.06x) and
+    # 1.17x with a 20 % slower GPU (p5 1.11-1.14x); the 70B H100 spec reads 1.12x at the planned speed, a model
+    # ~12 % optimistic there, which is learned (BENCHMARKS.md item 11). None: no step factor.
+    step_dead_band: float | None = 1.1
+    step_weight: float = 0.5
 
 
 @dataclass(frozen=True)
 class Reading:
-    """One window's evidence: the per-replica load and the latency percentile it gave."""
+    """One window's evidence: the per-replica load, the latency percentile it gave and its mean (the histogram's
+    sum over its count: exact whatever the buckets)."""
 
     rps_per_replica: float
     prompt_tokens: float
     output_tokens: float
     latency_ms: float
+    mean_ms: float | None = None
 
 
 def load_scale_sample(
@@ -94,6 +104,44 @@ def updated_scale(previous: float | None, sample: float, weight: float, settings
     alpha = weight * (1.0 - 0.5 ** (settings.tick_s / settings.half_life_s))
     value = math.exp((1 - alpha) * math.log(prior) + alpha * math.log(sample))
     return min(MAX_LOAD_SCALE, max(MIN_LOAD_SCALE, value))
+
+
+def updated_step_scale(
+    previous: float | None,
+    model: CapacityModel,
+    reading: Reading,
+    target_ms: float,
+    floor_ms: float,
+    settings: CalibrationSettings,
+) -> float | None:
+    """The step-time factor after this window. Only a window where the model's curve is flat (its percentile
+    within `informative_share` of the room above the floor) speaks: there no load factor explains a latency above
+    the model's, a slower step does. The evidence is the window's mean inter-token time against the model's mean,
+    not the percentile: a mean is exact whatever the histogram's buckets (a percentile in a coarse first bucket
+    is only an upper bound), and it does not sit among the few steps that carry a prefill chunk. Over the model's
+    mean beyond `step_dead_band`, it is learned as `updated_scale` learns the load factor, at `step_weight`; under
+    the model's, learned the same way (toward the plan, clamped there); more than `max_latency_factor` over it is a
+    burst, not a step time, and like the dead band keeps the factor. The load factor is then read against the model
+    at the new step time."""
+    mean = reading.mean_ms
+    if settings.step_dead_band is None or reading.rps_per_replica <= 0 or mean is None or not math.isfinite(mean):
+        return previous
+    gap = target_ms - floor_ms
+    load, prompt, output = reading.rps_per_replica, reading.prompt_tokens, reading.output_tokens
+    at_percentile = itl_ms(model, load, prompt, output, settings.percentile)
+    modelled = itl_ms(model, load, prompt, output)
+    if gap <= 0 or not math.isfinite(at_percentile) or not math.isfinite(modelled) or modelled <= 0:
+        return previous
+    if (at_percentile - floor_ms) / gap >= settings.informative_share:
+        return previous
+    ratio = mean / modelled
+    if ratio > settings.max_latency_factor:  # a burst or a queue draining through the window, not a step time
+        return previous
+    if ratio < 1.0:  # faster than the plan: learned the same way, toward the ratio, clamped at the plan
+        return None if previous is None else updated_scale(previous, ratio, settings.step_weight, settings)
+    if ratio <= settings.step_dead_band:
+        return previous
+    return updated_scale(previous, ratio, settings.step_weight, settings)
 
 
 def decayed_scale(previous: float | None, settings: CalibrationSettings) -> float | None:

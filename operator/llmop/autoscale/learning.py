@@ -19,7 +19,9 @@ def calibrate(
     A replica still starting does not serve, so a scale-up's window stays valid until the new replica is ready;
     a scale-in or a readiness change spoils it for one window. A queue on every replica is the batch limit's
     evidence (`learn_batch_cap`), not the latency curve's. A valid window that teaches nothing (near the floor)
-    decays the factor toward the plan (`decayed_scale`)."""
+    decays the factor toward the plan (`decayed_scale`); there the step-time factor is read first
+    (`updated_step_scale`: a floor above the plan's is a slower GPU), and the load factor against the model slowed
+    by it."""
     settings, model = config.calibration, config.capacity_model
     if settings is None or model is None or reading.latency is None or reading.probed or reading.rps is None:
         return state
@@ -30,9 +32,16 @@ def calibrate(
     scaled_in = state.last_scale_direction == "down" and state.last_scale_at is not None
     if scaled_in and now - (state.last_scale_at or now) < config.window_s:
         return state
-    evidence = calibration.Reading(reading.rps / ready, reading.prompt, reading.output, reading.latency)
+    evidence = calibration.Reading(
+        reading.rps / ready, reading.prompt, reading.output, reading.latency, reading.mean_ms
+    )
     settings = replace(settings, percentile=config.model_percentile)
-    sample = calibration.load_scale_sample(model, evidence, config.target_ms, config.decode_floor_ms, settings)
+    floor = config.decode_floor_ms
+    step = calibration.updated_step_scale(state.step_scale, model, evidence, config.target_ms, floor, settings)
+    state = replace(state, step_scale=step)
+    if step is not None and step != 1.0:  # the load factor is read against the model at the learned step time
+        model, floor = model.slowed(step), floor * step
+    sample = calibration.load_scale_sample(model, evidence, config.target_ms, floor, settings)
     if config.ttft_learning:
         by_ttft = ttft_sample(config, reading, ready)
         if by_ttft is not None and (sample is None or by_ttft > sample):  # the larger factor, then weight

@@ -36,6 +36,7 @@ class Observation:
     below_resolution: bool = False  # the quantile fell in the first bucket: latency_ms is an upper bound
     percentile: float = 95.0
     ttft_ms: float | None = None
+    mean_latency_ms: float | None = None  # mean decode latency over the window (histogram sum / count)
     request_rate: float | None = None
     mean_prompt_tokens: float | None = None
     mean_output_tokens: float | None = None
@@ -251,8 +252,10 @@ class PrometheusMetrics:
         if "ttft_quantile" in by_name:  # at the TTFT objective's percentile when there is one
             quantile = (ttft_percentile or percentile) / 100
             ttft = _scalar(self._run(render(by_name["ttft_quantile"].template, sel, window_s, quantile)))
+        mean_s = optional("decode_latency_mean") if samples > 0 else None
         return Observation(
             buckets=tuple(sorted(buckets)),
+            mean_latency_ms=None if mean_s is None else mean_s * 1000.0,
             latency_ms=None if math.isnan(latency_s) else latency_s * 1000.0,
             samples=samples,
             running=running,

@@ -79,19 +79,40 @@ def decide(
 ) -> Decision:
     """One tick of the policy (`_decide`), plus a note when the learned capacity moved enough to announce."""
     decision = _decide(config, state, obs, current_replicas, ready_replicas, now)
-    scale, settings = decision.state.load_scale, config.calibration
-    if scale is None or settings is None or not calibration.moved(decision.state.announced_scale, scale, settings):
+    learned, settings = decision.state, config.calibration
+    scale = _capacity_factor(config, learned, obs)
+    if scale is None or settings is None or not calibration.moved(learned.announced_scale, scale, settings):
         return decision
-    before = decision.state.announced_scale or 1.0
+    before = learned.announced_scale or 1.0
     note = f"learned capacity: the load weighs x{scale:.2f} against the plan's capacity model (was x{before:.2f})"
+    if learned.step_scale is not None and learned.step_scale != 1.0:
+        note += f"; every step takes x{learned.step_scale:.2f} the plan's time"
     if config.capacity_model is not None and obs.mean_prompt_tokens and obs.mean_output_tokens:
         prompt, output = obs.mean_prompt_tokens, obs.mean_output_tokens
         limit = config.band_ms
         percentile = config.model_percentile
-        learned = calibration.capacity_rps(config.capacity_model, scale, prompt, output, limit, percentile)
+        model = config.capacity_model.slowed(learned.step_scale or 1.0)
+        serves = calibration.capacity_rps(model, learned.load_scale or 1.0, prompt, output, limit, percentile)
         planned = calibration.capacity_rps(config.capacity_model, 1.0, prompt, output, limit, percentile)
-        note += f": one replica serves {learned:.2f} req/s at the observed lengths (plan: {planned:.2f})"
+        note += f": one replica serves {serves:.2f} req/s at the observed lengths (plan: {planned:.2f})"
     return replace(decision, state=replace(decision.state, announced_scale=scale), capacity_note=note)
+
+
+def _capacity_factor(config: PolicyConfig, state: PolicyState, obs: Observation) -> float | None:
+    """How much less one replica serves than planned, by what was learned: the load factor, times the capacity the
+    learned step time costs at the observed lengths (without them, the step factor itself); None: nothing learned."""
+    if state.load_scale is None and state.step_scale is None:
+        return None
+    factor, step = state.load_scale or 1.0, state.step_scale or 1.0
+    if step == 1.0:
+        return factor
+    model, prompt, output = config.capacity_model, obs.mean_prompt_tokens, obs.mean_output_tokens
+    if model is None or not prompt or not output:
+        return factor * step
+    limit, percentile = config.band_ms, config.model_percentile
+    slowed = calibration.capacity_rps(model.slowed(step), 1.0, prompt, output, limit, percentile)
+    planned = calibration.capacity_rps(model, 1.0, prompt, output, limit, percentile)
+    return factor * planned / slowed if slowed > 0 else factor * calibration.MAX_LOAD_SCALE
 
 
 def _decide(
@@ -136,7 +157,9 @@ def _decide(
     state, reading = track_trend(config, state, reading, now)
     state = calibrate(config, state, reading, current, ready, now)
     state = learn_batch_cap(config, state, obs, reading, current, ready)
-    reading = replace(reading, scale=state.load_scale or 1.0, batch_cap=state.batch_cap)
+    reading = replace(
+        reading, scale=state.load_scale or 1.0, batch_cap=state.batch_cap, step_scale=state.step_scale or 1.0
+    )
     metrics_reason = "ok" if note == "ok" else note
     slo_met = None if reading.latency is None else reading.latency <= target and not reading.over_edge
     # 2. Scale from zero: only on evidence of waiting requests.

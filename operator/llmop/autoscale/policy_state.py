@@ -47,6 +47,7 @@ class PolicyState:
     trend_growth: float | None = None  # sustained growth: the lesser of the last two spans' slopes, >= 0
     load_scale: float | None = None  # learned: the real load weighs this much more than the capacity model says
     announced_scale: float | None = None  # the learned factor last announced in an Event (the plan: 1.0)
+    step_scale: float | None = None  # learned: every decode and prefill step takes this much longer than planned
     batch_cap: float | None = None  # learned: sequences one replica runs at most (its running count while queueing)
     hold_floor: int | None = None  # scale-in stops here until `hold_until`: going below it was undone recently
     hold_until: float | None = None
@@ -75,7 +76,8 @@ class PolicyState:
         for attr, key in self._NUMBERS:
             value = getattr(self, attr)
             data[key] = None if value is None else round(value, 6)
-        capacity = {"loadScale": self.load_scale, "announcedScale": self.announced_scale, "batchCap": self.batch_cap}
+        capacity = {"loadScale": self.load_scale, "stepScale": self.step_scale, "announcedScale": self.announced_scale,
+                    "batchCap": self.batch_cap}  # fmt: skip
         data["capacity"] = {k: round(v, 3) for k, v in capacity.items() if v is not None} or None
         return {key: value for key, value in data.items() if value is not None}
 
@@ -92,6 +94,7 @@ class PolicyState:
         stored = data.get("capacity")
         capacity: dict[str, Any] = stored if isinstance(stored, dict) else {}
         scales = {attr: _scale(capacity.get(key)) for attr, key in (("load_scale", "loadScale"),
+                                                                    ("step_scale", "stepScale"),
                                                                     ("announced_scale", "announcedScale"))}  # fmt: skip
         cap = _number(capacity.get("batchCap"))
         scales["batch_cap"] = cap if cap is not None and cap >= 1 else None

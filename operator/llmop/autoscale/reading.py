@@ -38,8 +38,10 @@ class PolicyReading:
     probed: bool = False  # the latency is an active probe's (one stream on an idle engine), not the window's
     scale: float = 1.0  # the learned load factor (calibration): the model sees the load times this
     batch_cap: float | None = None  # the learned batch limit per replica (calibration)
+    step_scale: float = 1.0  # the learned step-time factor (calibration): the model's costs times this
     over_edge: bool = False  # a coarse histogram: more than the SLO's share of tokens is above the edge below target
     ttft_ms: float | None = None  # the TTFT objective's percentile over the window
+    mean_ms: float | None = None  # the window's mean decode latency (the histogram's sum over its count)
     slow_share: float | None = None  # share of the window's tokens above the SLO's edge (None: no such edge, no data)
     slow_edge_ms: float = 0.0  # that edge
     share_replicas: int = 0  # the replicas that spent that share: the ready ones, or those before the last new one
@@ -55,8 +57,10 @@ class PolicyReading:
         return self.slow_share * spent_by / replicas * ahead
 
     def model(self, config: PolicyConfig) -> CapacityModel | None:
-        """The plan's capacity model with the learned batch limit."""
+        """The plan's capacity model at the learned step time, with the learned batch limit."""
         model = config.capacity_model
+        if model is not None and self.step_scale != 1.0:
+            model = model.slowed(self.step_scale)
         if model is None or self.batch_cap is None:
             return model
         return replace(model, max_num_seqs=max(1, min(model.max_num_seqs, int(self.batch_cap))))
@@ -132,7 +136,8 @@ def read(config: PolicyConfig, obs: Observation) -> tuple[PolicyReading, str]:
     if not config.share_rule or config.coarse_edge_ms is not None:
         # An edge below the target counts tokens that met it: a gauge of that share would run ahead of the SLO.
         share = None
-    reading = PolicyReading(obs.latency_ms, label, demand, waiting, over_edge=over_edge, ttft_ms=obs.ttft_ms, **load)
+    reading = PolicyReading(obs.latency_ms, label, demand, waiting, over_edge=over_edge, ttft_ms=obs.ttft_ms,
+                            mean_ms=obs.mean_latency_ms, **load)  # fmt: skip
     return replace(reading, slow_share=share, slow_edge_ms=edge), "ok"
 
 
