@@ -112,3 +112,19 @@ def test_tgi_decode_latency_is_the_batch_steps_quantile() -> None:
     assert observation.error is None and (observation.running, observation.waiting) == (12.0, 3.0)
     assert observation.samples == 600.0
     assert observation.latency_ms == pytest.approx((0.0225 + 0.01125 * 5 / 9) * 1000)
+
+
+def test_the_mean_decode_latency_is_read_only_from_a_window_with_samples() -> None:
+    from llmop.autoscale.metrics import PrometheusMetrics
+
+    gauges = {"tgi_batch_current_size": [{"metric": {}, "value": [0, "12"]}],
+              "tgi_queue_size": [{"metric": {}, "value": [0, "0"]}],
+              "tgi_batch_inference_duration_sum": [{"metric": {}, "value": [0, "0.0312"]}]}  # fmt: skip
+
+    def observed(total: str) -> float | None:
+        rows = [{"metric": {"le": "0.05"}, "value": [0, total]}, {"metric": {"le": "+Inf"}, "value": [0, total]}]
+        runner = _runner({"tgi_batch_inference_duration_bucket": rows, **gauges})
+        return PrometheusMetrics("t", runner=runner).observe("ml", "x", "tgi", None, 95, 60).mean_latency_ms
+
+    assert observed("10") == pytest.approx(31.2, rel=1e-12)  # seconds to ms
+    assert observed("0") is None  # no steps in the window: a mean left over from a stale series is not read
