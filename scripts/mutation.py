@@ -120,6 +120,9 @@ EQUIVALENT_BY_MODULE: dict[str, dict[str, str]] = {
         "the same capacity within the bisection's precision",
         "x_capacity_rps__mutmut_22": "41 bisection steps for 40: the capacity moves by under 2**-40 of the bracket",
         "x_capacity_rps__mutmut_37": "`<` for `<=` at a midpoint: the same boundary within the precision",
+        "x_updated_step_scale__mutmut_35": "`not finite(p95) and not finite(mean)` for `or`: itl_ms returns the "
+        "mean itself when the mean is infinite and a finite percentile when it is finite, so both are finite or "
+        "neither",
     },
     "llmop.controller.status_update": {
         "x_compute_status__mutmut_53": "the pod selector has one label: the separator of the join is never written",

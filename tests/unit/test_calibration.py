@@ -377,3 +377,35 @@ def test_the_learned_step_time_slows_the_model_the_policy_sizes_with() -> None:
     assert PolicyState(step_scale=1.2345).to_dict() == {"capacity": {"stepScale": 1.234}}
     assert PolicyState.from_dict({"capacity": {"stepScale": 1.234}}).step_scale == 1.234
     assert PolicyState.from_dict({"capacity": {"stepScale": 3.5}}).step_scale is None  # out of [1, 3]
+
+
+def test_the_step_time_at_the_bounds_of_its_evidence() -> None:
+    alpha = (1 - 0.5 ** (15 / 90)) / 2  # one tick at half weight
+
+    def step(model: CapacityModel, rps: float, mean_over_model: float, target: float = 50.0, floor: float = 3.9,
+             settings: CalibrationSettings = SETTINGS, previous: float | None = 1.2) -> float | None:  # fmt: skip
+        mean = itl_ms(model, rps, 1000, 200) * mean_over_model
+        return calibration.updated_step_scale(previous, model, Reading(rps, 1000, 200, 6.0, mean), target, floor,
+                                              settings)  # fmt: skip
+
+    learned = math.exp((1 - alpha) * math.log(1.2) + alpha * math.log(1.5))
+    # below 1 req/s per replica a window still speaks
+    assert step(MODEL, 0.5, 1.5) == pytest.approx(learned, rel=1e-12)
+    # flatness is judged at the SLO's percentile: at 10 req/s the mean is flat (6.9 ms) but the p95 has met the
+    # prefill cliff (37.1 ms), so the load factor, not the step time, reads that window
+    assert step(MODEL, 10.0, 1.5) == pytest.approx(learned, rel=1e-12)
+    assert step(MODEL, 10.0, 1.5, settings=replace(SETTINGS, percentile=95)) == 1.2
+    # the room is target - floor: at 18 req/s (17.6 ms) a 45 ms target leaves 33 % of it used, 50 ms 30 %
+    assert step(MODEL, 18.0, 1.5, target=45.0) == 1.2
+    assert step(MODEL, 17.0, 1.5) == pytest.approx(learned, rel=1e-12)
+    # no room (target at the floor): nothing to judge; half a millisecond of room is room
+    assert step(MODEL, 2.0, 1.5, target=3.9) == 1.2
+    assert step(MODEL, 0.5, 1.5, target=4.4) == pytest.approx(learned, rel=1e-12)
+    # a model under a millisecond per token still teaches; a model that costs nothing does not
+    fast = MODEL.slowed(0.1)
+    assert step(fast, 2.0, 1.5, target=5.0, floor=0.39) == pytest.approx(learned, rel=1e-12)
+    assert step(MODEL.slowed(0.0), 2.0, 1.5) == 1.2
+    # exactly at the informative share the curve no longer counts as flat
+    flat = itl_ms(MODEL, 2.0, 1000, 200)
+    assert step(MODEL, 2.0, 1.5, target=flat - 3.0 + 10.0, floor=flat - 3.0) == 1.2
+    assert step(MODEL, 2.0, 1.5, target=flat - 3.0 + 10.01, floor=flat - 3.0) == pytest.approx(learned, rel=1e-12)
