@@ -409,3 +409,24 @@ def test_the_step_time_at_the_bounds_of_its_evidence() -> None:
     flat = itl_ms(MODEL, 2.0, 1000, 200)
     assert step(MODEL, 2.0, 1.5, target=flat - 3.0 + 10.0, floor=flat - 3.0) == 1.2
     assert step(MODEL, 2.0, 1.5, target=flat - 3.0 + 10.01, floor=flat - 3.0) == pytest.approx(learned, rel=1e-12)
+
+
+def test_the_load_factor_is_read_against_the_model_at_the_learned_step_time() -> None:
+    def learned(step: float | None, latency: float, rps: float, mean: float | None = None) -> PolicyState:
+        window = PolicyReading(latency, "p95", 8.0, 0.0, rps=rps, prompt=1000, output=200, arrivals=rps, mean_ms=mean)
+        return calibrate(CONFIG, PolicyState(step_scale=step), window, 4, 4, 1000.0)
+
+    # 10 req/s per replica at 45 ms: x1.083 against the plan's model; a step 1.5x or 2x slower explains it all
+    assert learned(None, 45.0, 40.0).load_scale == pytest.approx(1.082985, abs=1e-6)
+    assert learned(1.5, 45.0, 40.0).load_scale == 1.0 and learned(2.0, 45.0, 40.0).load_scale == 1.0
+    # 4 req/s per replica at 20 ms: the slowed model's floor (3.9 ms x 1.02) weighs the reading
+    alpha = 1 - 0.5 ** (15 / 90)
+    slowed = calibration.load_scale_sample(MODEL.slowed(1.02), Reading(4.0, 1000, 200, 20.0), 50.0, 3.978,
+                                           replace(SETTINGS, percentile=95))  # fmt: skip
+    assert slowed == pytest.approx((2.021060, 0.318768), abs=1e-6)
+    assert learned(1.02, 20.0, 16.0).load_scale == pytest.approx(math.exp(alpha * 0.318768 * math.log(2.021060)))
+    assert learned(1.02, 20.0, 16.0).load_scale == pytest.approx(1.024772, abs=1e-6)
+    # the step time learned before is the one a window in the dead band keeps (and without a model, none is read)
+    assert learned(1.2, 5.0, 8.0, mean=itl_ms(MODEL, 2.0, 1000, 200) * 1.05).step_scale == 1.2
+    assert PolicyReading(5.0, "p95", 1.0, 0.0, step_scale=1.25).model(replace(CONFIG, capacity_model=None)) is None
+    assert PolicyReading(5.0, "p95", 1.0, 0.0, step_scale=2.0).model(CONFIG) == MODEL.slowed(2.0)
