@@ -874,6 +874,31 @@ CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
          "learned capacity: the load weighs x1.25 against the plan's capacity model (was x1.00); every step takes "
          "x1.25 the plan's time"),
     ),
+    "a_learned_step_time_with_lengths_announces_what_one_replica_serves": (
+        # 1024-token prompts: a 25 % slower step moves the p95's prefill cliff from 18.3 to 6.4 req/s per replica
+        lambda: decide(LEARNING, PolicyState(step_scale=1.25, ready_changed_at=T0 - 60), load(15.0, latency=20.0),
+                       3, 3, T0),
+        (3, "hold", "holding 3: p95 TPOT 20 ms; 15.0 req/s needs 3 replicas by the capacity model", True, True, "ok",
+         {"readyChangedAt": "1970-01-01T00:15:40.000Z",
+          "trendAt": "1970-01-01T00:16:40.000Z",
+          "lastReady": 3,
+          "trendRps": 15.0,
+          "capacity": {"stepScale": 1.25, "announcedScale": 2.867}},
+         "learned capacity: the load weighs x2.87 against the plan's capacity model (was x1.00); every step takes "
+         "x1.25 the plan's time: one replica serves 6.37 req/s at the observed lengths (plan: 18.26)"),
+    ),
+    "a_step_time_twice_the_plans_sizes_with_the_slowed_model": (
+        lambda: decide(LEARNING, PolicyState(step_scale=2.0), load(40.0, latency=30.0), 3, 3, T0),
+        (3, "hold", "holding 3: 40.0 req/s needs 11 replicas by the capacity model, 3 ready for 0 s (< 30 s)", True,
+         True, "ok",
+         {"breachSince": "1970-01-01T00:16:40.000Z",
+          "trendAt": "1970-01-01T00:16:40.000Z",
+          "lastReady": 3,
+          "trendRps": 40.0,
+          "capacity": {"loadScale": 1.0, "stepScale": 2.0, "announcedScale": 4.587}},
+         "learned capacity: the load weighs x4.59 against the plan's capacity model (was x1.00); every step takes "
+         "x2.00 the plan's time: one replica serves 3.98 req/s at the observed lengths (plan: 18.26)"),
+    ),
     "a_window_above_the_model_teaches_a_factor": (
         lambda: decide(LEARNING, PolicyState(), load(15.0, latency=40.0), 3, 3, T0),
         (3, "hold", "holding 3: the load has fit 2 for 0 s, but 2 replicas would give ~286 ms > 50 ms (p95 TPOT 40 ms)",
