@@ -1864,3 +1864,25 @@ def test_state_from_dict_reads_times_from_strings_and_numbers_only() -> None:
 
     assert PolicyState.from_dict({"breachSince": datetime(2024, 1, 1, tzinfo=UTC)}) == PolicyState()
     assert PolicyState.from_dict({"breachSince": "2024-01-01T00:00:00Z"}).breach_since == 1_704_067_200.0
+
+
+def test_the_capacity_factor_announced_counts_the_step_time_at_the_observed_lengths() -> None:
+    from llmop.autoscale.policy import _capacity_factor
+
+    assert _capacity_factor(LEARNING, PolicyState(), load(5.0)) is None  # nothing learned
+    assert _capacity_factor(LEARNING, PolicyState(load_scale=1.2), load(5.0)) == 1.2
+    # 1024-token prompts: a 25 % slower step costs 2.87x of the capacity inside the band, times the load factor
+    assert _capacity_factor(LEARNING, PolicyState(step_scale=1.25, load_scale=1.1), load(5.0)) == pytest.approx(
+        3.153474, rel=1e-6
+    )
+    # 8000-token prompts, twice the step time: 0.76 req/s per replica where the plan says 1.51
+    at_8k = replace(load(5.0), mean_prompt_tokens=8000)
+    assert _capacity_factor(LEARNING, PolicyState(step_scale=2.0), at_8k) == pytest.approx(2.0, rel=1e-6)
+    # without lengths or a model: the two factors multiplied
+    no_output = replace(load(5.0), mean_output_tokens=None)
+    assert _capacity_factor(LEARNING, PolicyState(step_scale=2.0, load_scale=1.1), no_output) == pytest.approx(2.2)
+    no_model = replace(LEARNING, capacity_model=None)
+    assert _capacity_factor(no_model, PolicyState(step_scale=2.0, load_scale=1.1), load(5.0)) == pytest.approx(2.2)
+    # a step so slow that no load fits the band (10 ms target, 3 x 3.9 ms floor): the largest factor
+    tight = replace(LEARNING, target_ms=10.0)
+    assert _capacity_factor(tight, PolicyState(step_scale=3.0, load_scale=1.1), load(5.0)) == pytest.approx(3.3)
