@@ -145,8 +145,13 @@ def test_refused_spec_creates_nothing_and_keeps_the_previous_generation_running(
     assert planned["status"] == "False" and planned["reason"] == "PlanRefused"
     assert "removed in 0.28.0" in planned["message"] and body["status"]["phase"] == "Failed"
     assert _deployment(kube, namespace, "nf4-on-vllm") is None
-    warnings = [e for e in events_for(kube, namespace, "nf4-on-vllm") if e["type"] == "Warning"]
-    assert warnings and warnings[0]["reason"] == "PlanRefused"
+    # the Event is posted after the status is written: wait for it rather than read it at once
+    warnings = wait_for(
+        lambda: [e for e in events_for(kube, namespace, "nf4-on-vllm") if e["type"] == "Warning"],
+        30,
+        what="a Warning Event",
+    )
+    assert warnings[0]["reason"] == "PlanRefused"
 
     good = _example()
     name = good["metadata"]["name"]
