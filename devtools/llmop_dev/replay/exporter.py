@@ -167,6 +167,17 @@ class VllmPodMetrics:
         self.waiting = 0.0
         self.kv_usage = 0.0
 
+    @classmethod
+    def for_argv(cls, args: Sequence[str], model_name: str = "model", max_model_len: int = 8192) -> VllmPodMetrics:
+        """A pod that runs `args`: the ITL and TTFT buckets its `--custom-histogram-buckets` names, else vLLM's."""
+        custom = vllm_buckets_from_args(args)
+        return cls(
+            model_name=model_name,
+            itl_buckets=custom.get("inter_token_latency", VLLM_ITL_BUCKETS_S),
+            ttft_buckets=custom.get("time_to_first_token", VLLM_TTFT_BUCKETS_S),
+            max_model_len=max_model_len,
+        )
+
     def observe_itl(self, value_s: float, count: float) -> None:
         self.itl.observe(value_s, count)
         self.generation_total += count

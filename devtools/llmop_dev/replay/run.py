@@ -13,13 +13,7 @@ from llmop.autoscale.policy import PolicyConfig
 from llmop.plan.parse import Resource
 from llmop.plan.types import Plan
 from llmop_dev.replay import baselines, capacity_cache, references, score
-from llmop_dev.replay.exporter import (
-    VLLM_ITL_BUCKETS_S,
-    VLLM_TTFT_BUCKETS_S,
-    TgiPodMetrics,
-    VllmPodMetrics,
-    vllm_buckets_from_args,
-)
+from llmop_dev.replay.exporter import TgiPodMetrics, VllmPodMetrics
 from llmop_dev.replay.fleet import Fleet, MinuteRecord
 from llmop_dev.replay.hardware import Hardware
 from llmop_dev.replay.llmop_policy import LlmopController
@@ -128,11 +122,7 @@ class Scenario:
     def metrics_factory(self) -> PodMetrics:
         if self.plan.engine == "tgi":
             return TgiPodMetrics()
-        custom = vllm_buckets_from_args(self.plan.args)  # the pods run the argv llmop rendered
-        return VllmPodMetrics(
-            itl_buckets=custom.get("inter_token_latency", VLLM_ITL_BUCKETS_S),
-            ttft_buckets=custom.get("time_to_first_token", VLLM_TTFT_BUCKETS_S),
-        )
+        return VllmPodMetrics.for_argv(self.plan.args)  # the pods run the argv llmop rendered
 
 
 def override(config: Settings, overrides: tuple[tuple[str, str], ...]) -> Settings:

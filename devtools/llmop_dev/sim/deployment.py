@@ -8,14 +8,7 @@ from dataclasses import dataclass
 
 from llmop.plan.types import Plan
 from llmop_dev.replay.engine import EnginePod
-from llmop_dev.replay.exporter import (
-    VLLM_ITL_BUCKETS_S,
-    VLLM_TTFT_BUCKETS_S,
-    SampleTuple,
-    TgiPodMetrics,
-    VllmPodMetrics,
-    vllm_buckets_from_args,
-)
+from llmop_dev.replay.exporter import SampleTuple, TgiPodMetrics, VllmPodMetrics
 from llmop_dev.replay.hardware import Hardware
 from llmop_dev.replay.types import Request
 from llmop_dev.sim.load import LoadSource, RateSource
@@ -79,13 +72,8 @@ class DeploymentSim:
         hw = self.hardware
         if self.engine == "tgi":
             return TgiPodMetrics(max_input_tokens=max(hw.max_model_len - 1, 1), max_total_tokens=hw.max_model_len)
-        custom = vllm_buckets_from_args(self.plan.args)  # the pods run the argv llmop rendered
-        return VllmPodMetrics(
-            model_name=self.plan.model_name,
-            max_model_len=hw.max_model_len,
-            itl_buckets=custom.get("inter_token_latency", VLLM_ITL_BUCKETS_S),
-            ttft_buckets=custom.get("time_to_first_token", VLLM_TTFT_BUCKETS_S),
-        )
+        # the pods run the argv llmop rendered
+        return VllmPodMetrics.for_argv(self.plan.args, self.plan.model_name, hw.max_model_len)
 
     def add_pod(self, now: float, name: str | None = None, ready_at: float | None = None) -> SimPod:
         """A pod created at `now`, serving `startup_seconds` later unless `ready_at` says when."""
