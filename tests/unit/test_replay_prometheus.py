@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-from bisect import bisect_left
 from dataclasses import dataclass, field
 
 import pytest
@@ -19,6 +18,7 @@ from llmop_dev.replay.exporter import TgiPodMetrics, VllmPodMetrics, go_float, r
 from llmop_dev.replay.prometheus import MiniPrometheus, PromQLError, format_value
 from llmop_dev.replay.promql_eval import bucket_quantile
 from llmop_dev.replay.types import ScrapeTarget
+from support.replay_fleet import EXPECTED, fleet, scrape_target
 
 
 @dataclass
@@ -31,10 +31,6 @@ class Fixed:
         return [(name, {"job": "engine"}, value) for name, value in self.values.items()]
 
 
-def _target(pod: str, metrics: object, deployment: str = "d") -> ScrapeTarget:
-    return ScrapeTarget({"namespace": "ns", "llmdeployment": deployment, "pod": pod}, metrics)  # type: ignore[arg-type]
-
-
 def _one(prom: MiniPrometheus, expr: str, at: float) -> float:
     rows = prom.query(expr, at)
     assert len(rows) == 1, rows
@@ -45,7 +41,7 @@ def _series_prom(name: str, points: list[tuple[float, float]]) -> MiniPrometheus
     prom, pod = MiniPrometheus(), Fixed()
     for t, value in points:
         pod.values[name] = value
-        prom.scrape(t, [_target("a", pod)])
+        prom.scrape(t, [scrape_target("a", pod)])
     return prom
 
 
@@ -100,16 +96,16 @@ def test_histogram_quantile_matches_prometheus() -> None:
 
 def test_staleness_of_a_removed_pod_and_lookback() -> None:
     prom, a, b = MiniPrometheus(), Fixed({"g": 1.0}), Fixed({"g": 2.0})
-    prom.scrape(0, [_target("a", a), _target("b", b)])
-    prom.scrape(15, [_target("a", a), _target("b", b)])
+    prom.scrape(0, [scrape_target("a", a), scrape_target("b", b)])
+    prom.scrape(15, [scrape_target("a", a), scrape_target("b", b)])
     assert _one(prom, "sum(g)", 20) == 3.0
-    prom.scrape(30, [_target("a", a)])  # b is gone: stale from 30 s on
+    prom.scrape(30, [scrape_target("a", a)])  # b is gone: stale from 30 s on
     assert _one(prom, "sum(g)", 29) == 3.0
     assert _one(prom, "sum(g)", 30) == 1.0
     assert prom.query('g{pod="b"}', 40) == []
     assert len(prom.query('max_over_time(g{pod="b"}[60s])', 40)) == 1  # its history stays in ranges
     a.values.clear()  # the family disappears from a's scrape: stale too
-    prom.scrape(45, [_target("a", a)])
+    prom.scrape(45, [scrape_target("a", a)])
     assert prom.query("g", 50) == []
     fresh = _series_prom("g", [(0, 1.0)])
     assert fresh.query("g", 300)[0]["value"][1] == "1"
@@ -118,7 +114,7 @@ def test_staleness_of_a_removed_pod_and_lookback() -> None:
 
 def test_target_labels_win_and_matchers() -> None:
     prom, pod = MiniPrometheus(), Fixed({"vllm:x": 1.0, "vllm:y": 2.0, "other": 4.0})
-    prom.scrape(0, [_target("a", pod)])
+    prom.scrape(0, [scrape_target("a", pod)])
     row = prom.query("vllm:x", 1)[0]
     assert row["metric"] == {"__name__": "vllm:x", "job": "engine", "namespace": "ns", "llmdeployment": "d", "pod": "a"}
     assert _one(prom, 'sum({__name__=~"vllm:.*"})', 1) == 3.0
@@ -159,8 +155,8 @@ def test_unsupported_syntax_raises(expr: str) -> None:
 def test_duplicate_labelsets_after_rate_raise() -> None:
     pod = Fixed({"a_total": 1.0, "b_total": 1.0})
     prom = MiniPrometheus()
-    prom.scrape(0, [_target("x", pod)])
-    prom.scrape(15, [_target("x", pod)])
+    prom.scrape(0, [scrape_target("x", pod)])
+    prom.scrape(15, [scrape_target("x", pod)])
     with pytest.raises(PromQLError, match="same labelset"):
         prom.query('rate({__name__=~".*_total"}[1m])', 20)
 
@@ -216,7 +212,7 @@ def test_tgi_gauges_absent_before_the_first_request() -> None:
     pod.set_state(0, 0, 0.0)
     assert pod.samples() == []
     prom = MiniPrometheus()
-    prom.scrape(0, [_target("t", pod)])
+    prom.scrape(0, [scrape_target("t", pod)])
     result = PrometheusMetrics("mini", runner=prom.runner(1)).observe("ns", "d", "tgi")
     assert (result.error, result.running, result.waiting, result.latency_ms, result.samples) == (None, 0, 0, None, 0)
     pod.set_state(0, 1, 0.0)  # a request is queued: tgi_queue_size appears, tgi_batch_current_size not yet
@@ -228,81 +224,10 @@ def test_tgi_gauges_absent_before_the_first_request() -> None:
     assert "tgi_request_success" not in names
 
 
-@dataclass
-class Escaped:
-    """A vLLM pod as a Prometheus 2.x stores it after negotiating OpenMetrics: `:` escaped to `_` in every name."""
-
-    pod: VllmPodMetrics
-
-    def samples(self) -> list[tuple[str, dict[str, str], float]]:
-        return [(name.replace(":", "_"), labels, value) for name, labels, value in self.pod.samples()]
-
-
-def _fleet(engine: str, escaped: bool = False) -> tuple[MiniPrometheus, list[ScrapeTarget]]:
-    """Two fresh pods scraped at 0, 15, 30, 45, 60 s; the same traffic in each 15 s interval."""
-    pods = [VllmPodMetrics(model_name="m") if engine == "vllm" else TgiPodMetrics() for _ in range(2)]
-    exported = [Escaped(pod) if escaped else pod for pod in pods]  # type: ignore[arg-type]
-    targets = [_target(f"p{i}", pod) for i, pod in enumerate(exported)]
-    prom = MiniPrometheus()
-    prom.scrape(0, targets)
-    for step in range(1, 5):
-        for index, pod in enumerate(pods):
-            pod.observe_itl(0.03, 100)
-            pod.observe_itl(0.09, 20)
-            for _ in range(2):
-                pod.observe_ttft(0.3)
-            for _ in range(10):
-                pod.observe_step("decode", 0.02, 8)
-            pod.observe_step("prefill", 0.1, 8)
-            for _ in range(2):
-                pod.observe_finished(400, 121, 3.0, 0.4, 0.5)
-            pod.set_state(5 + index, step if index == 0 else 2, 0.5 + 0.2 * index)
-        prom.scrape(15 * step, targets)
-    return prom, targets
-
-
-def _tgi_quantile(value: float, q: float) -> float:
-    """All observations equal: the quantile interpolates linearly inside their bucket."""
-    index = bisect_left(TGI_DURATION_BUCKETS_S, value)
-    start = TGI_DURATION_BUCKETS_S[index - 1]
-    return start + (TGI_DURATION_BUCKETS_S[index] - start) * q
-
-
-EXPECTED = {  # per pod and interval as in _fleet; every counter is extrapolated to exactly 4 intervals / 60 s
-    "vllm": {
-        "decode_latency_quantile": 0.075 + 0.025 * (0.95 * 16 - 13.333333333333334) / (16 - 13.333333333333334),
-        "decode_latency_mean": (0.03 * 100 + 0.09 * 20) / 120,
-        "decode_samples": 2 * 4 * 120,
-        "running": 11,
-        "waiting": 6,
-        "waiting_growth": 1 / 15 + 60 / 2250,  # pod 1 went 0 (t=0), 2, 2, 2, 2
-        "kv_usage": 0.7,
-        "ttft_quantile": 0.25 + 0.25 * 0.95,
-        "request_rate": 2 * 2 / 15,
-        "mean_prompt_tokens": 400,
-        "mean_output_tokens": 121,
-    },
-    "tgi": {
-        # 10 decode steps of 20 ms and one prefill step of 100 ms: the p95 is 45 % into the prefill step's bucket
-        "decode_latency_quantile": _tgi_quantile(0.1, 0.95 * 11 - 10),
-        "decode_latency_mean": (10 * 0.02 + 0.1) / 11,
-        "decode_samples": 2 * 4 * 11,
-        "running": 11,
-        "waiting": 6,
-        "waiting_growth": 1 / 15,  # pod 1's queue gauge appeared at 15 s with 2 and stayed
-        # queue 0.4 s and prefill 0.1 s on average, plus the root-sum-square of their p95s above those means
-        "ttft_quantile": 0.4 + 0.1 + math.hypot(_tgi_quantile(0.4, 0.95) - 0.4, _tgi_quantile(0.1, 0.95) - 0.1),
-        "request_rate": 2 * 2 / 15,
-        "mean_prompt_tokens": 400,
-        "mean_output_tokens": 121,
-    },
-}
-
-
 @pytest.mark.parametrize(("engine", "escaped"), [("vllm", False), ("vllm", True), ("tgi", False)])
 def test_every_production_query_on_exporter_data(engine: str, escaped: bool) -> None:
     """Every query reads the exact figures; for vLLM also when the names arrive escaped (`vllm_...`)."""
-    prom, _ = _fleet(engine, escaped)
+    prom, _ = fleet(engine, escaped)
     if escaped:
         assert not prom.query('count({__name__=~"vllm:.+"})', 60) and prom.query("vllm_num_requests_running", 60)
     sel = selector("ns", "d")
@@ -332,7 +257,7 @@ def test_every_production_query_on_exporter_data(engine: str, escaped: bool) -> 
 def test_history_is_bounded() -> None:
     prom, pod = MiniPrometheus(retention_s=900), Fixed({"g": 1.0})
     for step in range(200):
-        prom.scrape(15 * step, [_target("a", pod)])
+        prom.scrape(15 * step, [scrape_target("a", pod)])
     with pytest.raises(PromQLError, match="retention"):
         prom.query("rate(g[1h])", 15 * 199)
     assert len(prom.query("g[900s]", 15 * 199)[0]["values"]) == 61
