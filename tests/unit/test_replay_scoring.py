@@ -125,8 +125,29 @@ def test_verdicts_count_frontier_baselines_and_slow_gpu() -> None:
     assert result["gpu_speed_0_8"] == {
         "compared": 1,
         "within_3pt": 0,
-        "losses": [{"key": "s|t|120|0.8|0", "loss_pt": 4.0}],
+        "losses": [{"key": "s|t|120|0.8|0", "loss_pt": 4.0, "oracle_loss_pt": None, "frontier_best_loss_pt": 0.0}],
+        "oracle_loses_too": 0,
     }
+
+
+def test_a_slow_gpu_loss_names_what_it_costs_the_oracle_and_the_frontiers_best_point() -> None:
+    planned, slower = _cell(1.0, 86.0), _cell(0.8, 80.0)
+    planned["rows"].append(_row("oracle", 97.0, 5.5))
+    slower["rows"].append(_row("oracle", 93.5, 6.5))
+    slower["frontier"][1]["slo_minutes_pct"] = 85.0  # the best point at 0.8: 5 points below 1.0's
+    result = suite.verdicts([planned, slower])["gpu_speed_0_8"]
+    assert result["losses"] == [
+        {"key": "s|t|120|0.8|0", "loss_pt": 6.0, "oracle_loss_pt": 3.5, "frontier_best_loss_pt": 5.0}
+    ]
+    assert result["oracle_loses_too"] == 1
+    slower["rows"][-1]["slo_minutes_pct"] = 94.0  # the oracle loses 3 points: not more than 3
+    assert suite.verdicts([planned, slower])["gpu_speed_0_8"]["oracle_loses_too"] == 0
+    for cell in (planned, slower):  # what the report's table reads besides
+        cell["requests"] = 1000
+        cell["frontier"].append({"headroom": 0.2, "hold_s": 120.0, "gpu_hours": 7.0, "slo_minutes_pct": 80.0})
+    text = suite_report.markdown([planned, slower], suite.verdicts([planned, slower]), [])
+    assert "- s|t|120|0.8|0: -6.0 pt (the oracle -3.0 pt, the frontier's best point -5.0 pt)" in text.splitlines()
+    assert "In 0 of these 1 the clairvoyant oracle loses more than 3 points too." in text
 
 
 def test_the_report_lists_other_baselines_with_a_dash_where_a_cell_has_none() -> None:

@@ -160,7 +160,7 @@ def verdicts(cells: list[dict[str, Any]]) -> dict[str, Any]:
         if speed != 0.8 or planned is None:
             continue
         loss = row(planned, "llmop")["slo_minutes_pct"] - row(cell, "llmop")["slo_minutes_pct"]
-        slow_losses.append({"key": cell["key"], "loss_pt": round(loss, 2)})
+        slow_losses.append({"key": cell["key"], "loss_pt": round(loss, 2), **references_loss(planned, cell)})
     return {
         "cells": len(cells),
         "frontier": {"met": len(cells) - len(frontier_misses), "misses": frontier_misses},
@@ -174,8 +174,20 @@ def verdicts(cells: list[dict[str, Any]]) -> dict[str, Any]:
             "compared": len(slow_losses),
             "within_3pt": sum(s["loss_pt"] <= 3 for s in slow_losses),
             "losses": [s for s in slow_losses if s["loss_pt"] > 3],
+            "oracle_loses_too": sum(s["loss_pt"] > 3 and (s["oracle_loss_pt"] or 0.0) > 3 for s in slow_losses),
         },
     }
+
+
+def references_loss(planned: dict[str, Any], slower: dict[str, Any]) -> dict[str, float | None]:
+    """What the slower GPU costs the references of a cell: the clairvoyant oracle (None without its row) and the
+    frontier's best point (its most SLO-minutes at any cost): a loss they share is the GPU's, not the policy's."""
+    oracles = [next((r for r in c["rows"] if r["policy"] == "oracle"), None) for c in (planned, slower)]
+    best = [max(point["slo_minutes_pct"] for point in c["frontier"]) for c in (planned, slower)]
+    oracle_loss = None
+    if oracles[0] is not None and oracles[1] is not None:
+        oracle_loss = round(oracles[0]["slo_minutes_pct"] - oracles[1]["slo_minutes_pct"], 2)
+    return {"oracle_loss_pt": oracle_loss, "frontier_best_loss_pt": round(best[0] - best[1], 2)}
 
 
 def row(cell: dict[str, Any], policy: str) -> dict[str, Any]:
