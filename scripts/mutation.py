@@ -158,6 +158,34 @@ EQUIVALENT_BY_MODULE: dict[str, dict[str, str]] = {
         "x_engine_gpu_finding__mutmut_23": "the same",
         "x_engine_gpu_finding__mutmut_24": "the same",
     },
+    "llmop.autoscale.metrics": {
+        "x__scalar__mutmut_11": "the missing value's default [1, 'NaN']: its second item is read, NaN either way",
+        "x__scalar__mutmut_12": "the default's NaN spelled otherwise: any text that is not a number reads as None",
+        "x__scalar__mutmut_13": "the same ('nan' is NaN too)",  # 12: 'XXNaNXX'
+        "x__scalar__mutmut_14": "the same ('NAN')",
+        "x_bucket_quantile__mutmut_34": "`i == len(counts) + 1` never holds, but the last count is the total and the "
+        "rank q x total never exceeds it (q <= 1: the percentile is validated below 100)",
+        "x_bucket_quantile__mutmut_47": "`< 0` for `<= 0`: a first edge of exactly 0 interpolates from 0 to 0",
+        "xǁObservationǁshare_above__mutmut_11": "`<` for `<=` in the edge's relative tolerance of 1e-9: a bound "
+        "exactly that far from the edge is never exported",
+        "xǁPrometheusMetricsǁ_observe__mutmut_19": "the quantile given to render() for the queries run() sends: "
+        "none of them has ${quantile} (the decode quantile is computed from the buckets, TTFT's is rendered apart)",
+        "xǁPrometheusMetricsǁ_observe__mutmut_20": "the same (percentile x 100)",
+        "xǁPrometheusMetricsǁ_observe__mutmut_21": "the same (percentile / 101)",
+        "xǁPrometheusMetricsǁ_observe__mutmut_75": "a row without `metric`: Prometheus' vector answers always carry "
+        "it (an empty map at least)",
+        "xǁPrometheusMetricsǁ_observe__mutmut_77": "the same",
+        "xǁPrometheusMetricsǁ_observe__mutmut_103": "the quantile resolved with no samples: every bucket is 0, so "
+        "bucket_quantile gives NaN, which reads as no latency and not below resolution",
+        "xǁPrometheusMetricsǁ_observe__mutmut_110": "the same (`samples >= 0`)",
+        "xǁPrometheusMetricsǁ_observe__mutmut_116": "ttft '' before the TTFT query: every engine's query set has "
+        "ttft_quantile, so it is always overwritten",
+        "xǁPrometheusMetricsǁ_run__mutmut_13": "the backoff factor with one retry: urllib3 2.x sleeps no backoff "
+        "before the first retry (get_backoff_time is 0 for one error)",
+        "xǁPrometheusMetricsǁ_run__mutmut_15": "the same (factor dropped)",
+        "xǁPrometheusMetricsǁ_run__mutmut_17": "the same (factor 1.1)",
+        "xǁPrometheusMetricsǁ_run__mutmut_19": "build_session reads the URL only for its warning's text",
+    },
 }
 EQUIVALENT = {f"{module}.{name}": why for module, names in EQUIVALENT_BY_MODULE.items() for name, why in names.items()}
 # mutmut's statuses: a timeout is a mutant the tests detected (it ran away); "no tests" is a mutant no unit test

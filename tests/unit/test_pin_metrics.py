@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import math
 import random
+import socket
+import threading
+import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
@@ -139,6 +142,7 @@ def test_no_tokens_in_the_window_reads_no_latency_and_asks_no_mean() -> None:
     assert (obs.error, obs.latency_ms, obs.samples, obs.mean_latency_ms, obs.running, obs.waiting) == (
         None, None, 0.0, None, 1.0, 0.0,
     )  # fmt: skip
+    assert obs.below_resolution is False
     assert not any("inter_token_latency_seconds_sum" in expr for expr in asked)  # no mean asked without samples
     assert any("inter_token_latency_seconds_bucket" in expr for expr in asked)
     assert obs.kv_usage == pytest.approx(0.1)
@@ -316,3 +320,119 @@ def test_resolve_quantile_marks_only_a_coarse_first_bucket() -> None:
     assert resolve_quantile(0.95, [(0.01, 5.0), (0.02, 10.0), (inf, 10.0)]) == (pytest.approx(0.019), False)
     value, below = resolve_quantile(0.95, [(0.01, 0.0), (inf, 0.0)])
     assert math.isnan(value) and below is False
+
+
+def test_one_token_in_the_window_is_read() -> None:
+    pod = _fine_pod(0.0)
+    prom = MiniPrometheus()
+    for step in range(5):
+        if step == 2:
+            pod.observe_itl(0.02, 1)
+        prom.scrape(15 * step, [scrape_target("p0", pod)])
+    obs = _observe(prom, "vllm", window_s=60)
+    assert obs.samples == pytest.approx(1.0, rel=1e-12) and obs.samples <= 1.0
+    assert obs.latency_ms == pytest.approx((0.01 + 0.015 * 0.95) * 1000, rel=1e-9)  # in vLLM's (10, 25] ms bucket
+    assert obs.mean_latency_ms == pytest.approx(20.0, rel=1e-9)
+
+
+@dataclass
+class Filtered:
+    """A pod whose families named in `drop` do not reach Prometheus, and whose `renamed` ones arrive renamed."""
+
+    pod: VllmPodMetrics
+    drop: tuple[str, ...] = ()
+    renamed: tuple[tuple[str, str], ...] = ()
+
+    def samples(self) -> list[tuple[str, dict[str, str], float]]:
+        names = dict(self.renamed)
+        kept = [sample for sample in self.pod.samples() if not sample[0].startswith(self.drop)]
+        return [(names.get(name, name), labels, value) for name, labels, value in kept]
+
+
+def _filtered_prom(filtered: Filtered) -> MiniPrometheus:
+    prom = MiniPrometheus()
+    for step in range(5):
+        if step:
+            filtered.pod.observe_itl(0.02, 30)
+        prom.scrape(15 * step, [scrape_target("p0", filtered)])
+    return prom
+
+
+def test_gauges_without_a_decode_histogram_read_as_no_tokens() -> None:
+    pod = _fine_pod(0.0)
+    obs = _observe(_filtered_prom(Filtered(pod, drop=("vllm:inter_token_latency", "vllm:time_per_output"))), "vllm")
+    assert (obs.error, obs.samples, obs.latency_ms, obs.below_resolution, obs.buckets) == (None, 0.0, None, False, ())
+    assert (obs.running, obs.waiting) == (1.0, 0.0)
+
+
+@pytest.mark.parametrize("gauge", ["vllm:num_requests_running", "vllm:num_requests_waiting"])
+def test_either_gauge_missing_is_an_error(gauge: str) -> None:
+    obs = _observe(_filtered_prom(Filtered(_fine_pod(0.0), drop=(gauge,))), "vllm", window_s=60)
+    assert obs.error == "no running/waiting series for ns/d in Prometheus (no vllm pod scraped?)"
+
+
+def test_the_engine_version_picks_the_queries() -> None:
+    """vLLM before 0.13 named the KV-cache gauge gpu_cache_usage_perc: only its version's query reads it."""
+    old = Filtered(_fine_pod(0.0), renamed=(("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),))
+    prom = _filtered_prom(old)
+    source = PrometheusMetrics("mini", runner=prom.runner(60), clock=lambda: NOW)
+    assert source.observe("ns", "d", "vllm", "0.11.0").kv_usage == pytest.approx(0.1)
+    assert source.observe("ns", "d", "vllm").kv_usage is None
+
+
+def test_a_series_without_an_le_label_is_not_a_bucket() -> None:
+    prom, _ = fleet("vllm")
+
+    def runner(expr: str) -> list[dict[str, object]]:
+        rows = prom.query(expr, 60)
+        if expr.startswith("(sum by (le)"):  # the decode histogram's buckets
+            rows = [*rows, {"metric": {}, "value": [60, "3"]}, {"metric": {"le": "0.5"}, "value": [60, "NaN"]}]
+        return rows
+
+    obs = PrometheusMetrics("mini", runner=runner, clock=lambda: NOW).observe("ns", "d", "vllm", window_s=60)
+    assert obs.buckets == _observe(prom, "vllm", window_s=60).buckets
+
+
+def test_the_defaults_window_120_s_and_timeout_5_s() -> None:
+    prom, _ = fleet("vllm")
+    expected = prom.query('sum(increase(vllm:inter_token_latency_seconds_bucket{le="+Inf"}[120s]))', 60)
+    assert _observe(prom, "vllm").samples == pytest.approx(float(expected[0]["value"][1]), rel=1e-9)
+    assert PrometheusMetrics("http://127.0.0.1:1").timeout_s == 5.0
+
+
+def test_a_prometheus_that_does_not_answer_in_time_is_a_timeout() -> None:
+    def slow(path: str) -> Answer:
+        time.sleep(2.0)
+        return Answer(200, json.dumps({"status": "success", "data": {"resultType": "vector", "result": []}}))
+
+    with canary(slow) as server:
+        started = time.monotonic()
+        obs = PrometheusMetrics(server.url, timeout_s=0.3, clock=lambda: NOW).observe("ns", "d", "vllm")
+        took = time.monotonic() - started
+    assert obs.error == f"prometheus {server.url}: TimedOut: timed out"
+    assert took < 1.9  # the answer was not awaited (one retry of 0.3 s at most)
+
+
+def test_a_dropped_connection_is_retried_once() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[int] = []
+
+    def hang_up() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            connection.recv(65536)
+            connection.close()  # no answer at all
+
+    thread = threading.Thread(target=hang_up, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        obs = PrometheusMetrics(url, timeout_s=2, clock=lambda: NOW).observe("ns", "d", "vllm")
+    finally:
+        listener.close()
+    assert obs.error is not None and obs.error.startswith(f"prometheus {url}: ")
+    assert len(accepted) == 2  # the first query, tried twice; nothing after the failure
