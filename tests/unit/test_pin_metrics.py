@@ -256,6 +256,8 @@ def test_share_above_an_edge() -> None:
     assert at_zero.share_above(0.0) == pytest.approx(0.8) and at_zero.share_above(1e-12) is None
     uneven = Observation(1.0, 10.0, 1.0, 0.0, None, 0.0, buckets=((0.01, 12.0), (math.inf, 10.0)))
     assert uneven.share_above(0.01) == 0.0  # a bucket above the total (rates of a scrape race) is no share
+    slow = Observation(1.0, 0.5, 1.0, 0.0, None, 0.0, buckets=((0.01, 0.125), (math.inf, 0.5)))
+    assert slow.share_above(0.01) == 0.75  # rates below one observation a second are data too
     empty = Observation(1.0, 0.0, 1.0, 0.0, None, 0.0, buckets=((0.01, 0.0), (math.inf, 0.0)))
     assert empty.share_above(0.01) is None
     assert Observation(1.0, 10.0, 1.0, 0.0, None, 0.0, buckets=((0.01, 5.0),)).share_above(0.01) is None
@@ -394,9 +396,18 @@ def test_a_series_without_an_le_label_is_not_a_bucket() -> None:
 
 
 def test_the_defaults_window_120_s_and_timeout_5_s() -> None:
-    prom, _ = fleet("vllm")
-    expected = prom.query('sum(increase(vllm:inter_token_latency_seconds_bucket{le="+Inf"}[120s]))', 60)
-    assert _observe(prom, "vllm").samples == pytest.approx(float(expected[0]["value"][1]), rel=1e-9)
+    pod, prom = _fine_pod(0.0), MiniPrometheus()
+    for step in range(21):  # 300 s of 40 tokens every 15 s, then 60 s without
+        if 0 < step <= 16:
+            pod.observe_itl(0.02, 40)
+        prom.scrape(15 * step, [scrape_target("p0", pod)])
+    observed = PrometheusMetrics("mini", runner=prom.runner(300), clock=lambda: NOW).observe("ns", "d", "vllm")
+    # over (180, 300]: the scrapes at 195 ... 240 counted 40 each, extrapolated over the window by Prometheus' rule
+    expected = prom.query('sum(increase(vllm:inter_token_latency_seconds_bucket{le="+Inf"}[120s]))', 300)
+    assert observed.samples == pytest.approx(float(expected[0]["value"][1]), rel=1e-9)
+    assert observed.samples != pytest.approx(
+        float(prom.query('sum(increase(vllm:inter_token_latency_seconds_bucket{le="+Inf"}[121s]))', 300)[0]["value"][1])
+    )
     assert PrometheusMetrics("http://127.0.0.1:1").timeout_s == 5.0
 
 
