@@ -38,8 +38,9 @@ def obs(latency: float | None, running: float | None = 50, waiting: float | None
 
 
 def load(rps: float, latency: float | None = 20.0, waiting: float = 0.0, growth: float = 0.0, at: float = T0,
-         running: float = 100, samples: float = 50_000, **extra: Any) -> Observation:  # fmt: skip
-    return Observation(latency, samples, running, waiting, None, at, request_rate=rps, waiting_growth_rps=growth,
+         running: float = 100, samples: float = 50_000, kv_usage: float | None = None,
+         **extra: Any) -> Observation:  # fmt: skip
+    return Observation(latency, samples, running, waiting, kv_usage, at, request_rate=rps, waiting_growth_rps=growth,
                        mean_prompt_tokens=1024, mean_output_tokens=256, **extra)  # fmt: skip
 
 
@@ -940,6 +941,54 @@ CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
           "lastReady": 3,
           "trendRps": 60.0,
           "capacity": {"batchCap": 100.0}},
+         None),
+    ),
+    # With the engine's KV-cache gauge (vLLM) a queue teaches the limit only with the cache 90 % full or the batch
+    # at 90 % of max-num-seqs (256 here: 230.4 per replica); without the gauge (TGI, and `load` above) any queue does.
+    "a_queue_with_room_in_the_kv_cache_teaches_no_batch_limit": (
+        lambda: decide(LEARNING, PolicyState(), load(60.0, latency=45.0, waiting=3.0, running=300, kv_usage=0.899),
+                       3, 3, T0),
+        (3, "hold", "holding 3: 60.0 req/s needs 4 replicas by the capacity model, 3 ready for 0 s (< 30 s)", True,
+         True, "ok",
+         {"breachSince": "1970-01-01T00:16:40.000Z",
+          "trendAt": "1970-01-01T00:16:40.000Z",
+          "lastReady": 3,
+          "trendRps": 60.0},
+         None),
+    ),
+    "a_queue_with_a_full_kv_cache_teaches_the_batch_limit": (
+        lambda: decide(LEARNING, PolicyState(), load(60.0, latency=45.0, waiting=3.0, running=300, kv_usage=0.9),
+                       3, 3, T0),
+        (3, "hold", "holding 3: 60.0 req/s needs 4 replicas by the capacity model, 3 ready for 0 s (< 30 s)", True,
+         True, "ok",
+         {"breachSince": "1970-01-01T00:16:40.000Z",
+          "trendAt": "1970-01-01T00:16:40.000Z",
+          "lastReady": 3,
+          "trendRps": 60.0,
+          "capacity": {"batchCap": 100.0}},
+         None),
+    ),
+    "a_queue_at_90_percent_of_max_num_seqs_teaches_the_batch_limit": (
+        lambda: decide(LEARNING, PolicyState(), load(60.0, latency=45.0, waiting=3.0, running=693, kv_usage=0.5),
+                       3, 3, T0),
+        (3, "hold", "holding 3: 60.0 req/s needs 4 replicas by the capacity model, 3 ready for 0 s (< 30 s)", True,
+         True, "ok",
+         {"breachSince": "1970-01-01T00:16:40.000Z",
+          "trendAt": "1970-01-01T00:16:40.000Z",
+          "lastReady": 3,
+          "trendRps": 60.0,
+          "capacity": {"batchCap": 231.0}},
+         None),
+    ),
+    "a_queue_below_90_percent_of_max_num_seqs_teaches_nothing": (
+        lambda: decide(LEARNING, PolicyState(), load(60.0, latency=45.0, waiting=3.0, running=690, kv_usage=0.5),
+                       3, 3, T0),
+        (3, "hold", "holding 3: 60.0 req/s needs 4 replicas by the capacity model, 3 ready for 0 s (< 30 s)", True,
+         True, "ok",
+         {"breachSince": "1970-01-01T00:16:40.000Z",
+          "trendAt": "1970-01-01T00:16:40.000Z",
+          "lastReady": 3,
+          "trendRps": 60.0},
          None),
     ),
     "the_batch_limit_moves_by_the_half_life": (

@@ -40,6 +40,11 @@ class CalibrationSettings:
     # ~12 % optimistic there, which is learned (BENCHMARKS.md item 11). None: no step factor.
     step_dead_band: float | None = 1.1
     step_weight: float = 0.5
+    # A queue on every replica shows full batches only when a limit is in sight: the KV cache at least this full
+    # (the engine's gauge) or the running sequences at this share of max-num-seqs. Without that, a queue is requests
+    # waiting for the step's token budget behind a long prompt's prefill, not a batch limit. None: any such queue
+    # teaches the limit (as for an engine without the gauge).
+    batch_full_share: float | None = 0.9
 
 
 @dataclass(frozen=True)
