@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from llmop.autoscale import calibration
+from llmop.autoscale.capacity import CapacityModel
 from llmop.autoscale.metrics import Observation
 from llmop.autoscale.policy_config import PolicyConfig
 from llmop.autoscale.policy_state import PolicyState
@@ -74,11 +75,11 @@ def learn_batch_cap(
 ) -> PolicyState:
     """The most sequences a replica really runs: while requests queue, the running ones are at the limit (KV cache
     or max-num-seqs); running more than the learned limit without a queue raises it again."""
-    settings = config.calibration
-    if settings is None or config.capacity_model is None or obs.running is None or ready <= 0 or ready != current:
+    settings, model = config.calibration, config.capacity_model
+    if settings is None or model is None or obs.running is None or ready <= 0 or ready != current:
         return state
     per_replica = obs.running / ready
-    if reading.waiting >= ready and batches_full(config, obs, per_replica):
+    if reading.waiting >= ready and batches_full(settings, model, obs, per_replica):
         alpha = 1.0 - 0.5 ** (settings.tick_s / settings.half_life_s)
         cap = per_replica if state.batch_cap is None else (1 - alpha) * state.batch_cap + alpha * per_replica
         return replace(state, batch_cap=max(cap, 1.0))
@@ -87,13 +88,14 @@ def learn_batch_cap(
     return state
 
 
-def batches_full(config: PolicyConfig, obs: Observation, per_replica: float) -> bool:
+def batches_full(
+    settings: calibration.CalibrationSettings, model: CapacityModel, obs: Observation, per_replica: float
+) -> bool:
     """Whether a queue on every replica meets a batch limit in sight (`CalibrationSettings.batch_full_share`): the
     running sequences at that share of max-num-seqs, or the engine's KV-cache gauge that full (the fullest pod).
     An engine without the gauge (TGI) counts every such queue: its router queues a request until the batch's token
     budget admits it."""
-    settings, model = config.calibration, config.capacity_model
-    if settings is None or model is None or settings.batch_full_share is None or obs.kv_usage is None:
-        return True
     share = settings.batch_full_share
+    if share is None or obs.kv_usage is None:
+        return True
     return per_replica >= share * model.max_num_seqs or obs.kv_usage >= share
