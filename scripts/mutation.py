@@ -103,7 +103,7 @@ EQUIVALENT_BY_MODULE: dict[str, dict[str, str]] = {
     "llmop.autoscale.learning": {
         "x_calibrate__mutmut_11": "`ready < 0` for `<= 0`: ready 0 returns on the next test (waiting >= 0)",
         "x_calibrate__mutmut_93": "`>=` for `>` between (factor, weight) samples: at equality both are the same sample",
-        "x_learn_batch_cap__mutmut_48": "`>=` for `>`: equal sets the batch limit to the value it has",
+        "x_learn_batch_cap__mutmut_50": "`>=` for `>`: equal sets the batch limit to the value it has",
     },
     "llmop.autoscale.calibration": {
         "x__solve__mutmut_22": "41 bisection steps for 40: the factor moves by under 2**-40 of log 3",
