@@ -73,8 +73,9 @@ def ttft_sample(config: PolicyConfig, reading: PolicyReading, ready: int) -> tup
 def learn_batch_cap(
     config: PolicyConfig, state: PolicyState, obs: Observation, reading: PolicyReading, current: int, ready: int
 ) -> PolicyState:
-    """The most sequences a replica really runs: while requests queue, the running ones are at the limit (KV cache
-    or max-num-seqs); running more than the learned limit without a queue raises it again."""
+    """The most sequences a replica really runs: while requests queue with a limit in sight (`batches_full`), the
+    running ones are at the limit (KV cache or max-num-seqs); running more than the learned limit without a queue
+    raises it again."""
     settings, model = config.calibration, config.capacity_model
     if settings is None or model is None or obs.running is None or ready <= 0 or ready != current:
         return state
