@@ -9,8 +9,10 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -94,37 +96,50 @@ def test_the_decode_buckets_are_kept_sorted_as_rates() -> None:
     assert [count for _, count in buckets] == pytest.approx([count for _, count in expected] + [16.0], rel=1e-9)
 
 
-def _one_pod(pod: object, scrapes: int = 5) -> MiniPrometheus:
+def _scraped(exported: object, traffic: Callable[[int], None] | None = None, scrapes: int = 5) -> MiniPrometheus:
+    """One pod scraped every 15 s from 0 s; `traffic(step)` runs before each scrape after the first."""
     prom = MiniPrometheus()
     for step in range(scrapes):
-        prom.scrape(15 * step, [scrape_target("p0", pod)])
+        if step and traffic is not None:
+            traffic(step)
+        prom.scrape(15 * step, [scrape_target("p0", exported)])
     return prom
 
 
-def _fine_pod(latency_s: float, argv: list[str] | None = None) -> VllmPodMetrics:
+def _fine_pod(argv: list[str] | None = None) -> VllmPodMetrics:
     pod = VllmPodMetrics.for_argv(argv or [])
     pod.set_state(1, 0, 0.1)
     return pod
 
 
 def _with_tokens(pod: VllmPodMetrics, latency_s: float) -> MiniPrometheus:
-    prom = MiniPrometheus()
-    for step in range(5):
-        if step:
-            pod.observe_itl(latency_s, 150)
-        prom.scrape(15 * step, [scrape_target("p0", pod)])
-    return prom
+    return _scraped(pod, lambda step: pod.observe_itl(latency_s, 150))
+
+
+@dataclass
+class Filtered:
+    """A pod whose families named in `drop` do not reach Prometheus (dropped by a relabelling rule, say), and whose
+    `renamed` ones arrive renamed."""
+
+    pod: Any
+    drop: tuple[str, ...] = ()
+    renamed: tuple[tuple[str, str], ...] = ()
+
+    def samples(self) -> list[tuple[str, dict[str, str], float]]:
+        names = dict(self.renamed)
+        kept = [sample for sample in self.pod.samples() if not sample[0].startswith(self.drop)]
+        return [(names.get(name, name), labels, value) for name, labels, value in kept]
 
 
 def test_a_quantile_in_vllms_coarse_first_bucket_is_its_edge_marked_below_resolution() -> None:
-    obs = _observe(_with_tokens(_fine_pod(0.004), 0.004), "vllm", window_s=60)
+    obs = _observe(_with_tokens(_fine_pod(), 0.004), "vllm", window_s=60)
     assert (obs.latency_ms, obs.below_resolution, obs.latency_text()) == (10.0, True, "<= 10 ms")
     assert obs.mean_latency_ms == pytest.approx(4.0, rel=1e-9) and obs.samples == pytest.approx(600, rel=1e-9)
 
 
 def test_a_one_millisecond_ladder_reads_the_quantile_exactly() -> None:
     ladder = ["--custom-histogram-buckets", json.dumps({"inter_token_latency": [0.001 * i for i in range(1, 51)]})]
-    obs = _observe(_with_tokens(_fine_pod(0.0042, ladder), 0.0042), "vllm", window_s=60)
+    obs = _observe(_with_tokens(_fine_pod(ladder), 0.0042), "vllm", window_s=60)
     # every token in the (4, 5] ms bucket: the p95 interpolates 95 % into it
     assert (obs.latency_ms, obs.below_resolution) == (pytest.approx(4.95, rel=1e-9), False)
     assert obs.latency_text() == "5.0 ms"
@@ -132,7 +147,7 @@ def test_a_one_millisecond_ladder_reads_the_quantile_exactly() -> None:
 
 def test_no_tokens_in_the_window_reads_no_latency_and_asks_no_mean() -> None:
     asked: list[str] = []
-    prom = _one_pod(_fine_pod(0.0))
+    prom = _scraped(_fine_pod())
 
     def runner(expr: str) -> list[dict[str, object]]:
         asked.append(expr)
@@ -160,34 +175,24 @@ def test_missing_gauges_are_an_error_naming_the_deployment() -> None:
 
 def test_a_tgi_pod_that_never_served_reads_as_no_traffic() -> None:
     pod = TgiPodMetrics()
-    obs = _observe(_one_pod(pod), "tgi", percentile=90.0)
+    obs = _observe(_scraped(pod), "tgi", percentile=90.0)
     assert _fields(obs) == {
         **_fields(Observation(None, 0.0, 0.0, 0.0, None, NOW)),
         "percentile": 90.0,
     }
 
 
-@dataclass
-class WithoutGauges:
-    """A TGI pod whose queue and batch gauges do not reach Prometheus (dropped by a relabelling rule, say)."""
-
-    pod: TgiPodMetrics
-
-    def samples(self) -> list[tuple[str, dict[str, str], float]]:
-        gauges = ("tgi_queue_size", "tgi_batch_current_size")
-        return [sample for sample in self.pod.samples() if sample[0] not in gauges]
-
-
 @pytest.mark.parametrize("served", ["decode steps", "finished requests"])
 def test_tgi_data_without_its_gauges_is_an_error(served: str) -> None:
     pod = TgiPodMetrics()
-    prom = MiniPrometheus()
-    for step in range(5):
-        if step and served == "decode steps":
+
+    def traffic(step: int) -> None:
+        if served == "decode steps":
             pod.observe_step("decode", 0.02, 4)
-        elif step:
+        else:
             pod.observe_finished(10, 10, 1.0, 0.1)
-        prom.scrape(15 * step, [scrape_target("p0", WithoutGauges(pod))])
+
+    prom = _scraped(Filtered(pod, drop=("tgi_queue_size", "tgi_batch_current_size")), traffic)
     obs = _observe(prom, "tgi", window_s=60)
     assert obs.error == "no running/waiting series for ns/d in Prometheus (no tgi pod scraped?)"
 
@@ -325,43 +330,24 @@ def test_resolve_quantile_marks_only_a_coarse_first_bucket() -> None:
 
 
 def test_one_token_in_the_window_is_read() -> None:
-    pod = _fine_pod(0.0)
-    prom = MiniPrometheus()
-    for step in range(5):
+    pod = _fine_pod()
+
+    def traffic(step: int) -> None:
         if step == 2:
             pod.observe_itl(0.02, 1)
-        prom.scrape(15 * step, [scrape_target("p0", pod)])
-    obs = _observe(prom, "vllm", window_s=60)
+
+    obs = _observe(_scraped(pod, traffic), "vllm", window_s=60)
     assert obs.samples == pytest.approx(1.0, rel=1e-12) and obs.samples <= 1.0
     assert obs.latency_ms == pytest.approx((0.01 + 0.015 * 0.95) * 1000, rel=1e-9)  # in vLLM's (10, 25] ms bucket
     assert obs.mean_latency_ms == pytest.approx(20.0, rel=1e-9)
 
 
-@dataclass
-class Filtered:
-    """A pod whose families named in `drop` do not reach Prometheus, and whose `renamed` ones arrive renamed."""
-
-    pod: VllmPodMetrics
-    drop: tuple[str, ...] = ()
-    renamed: tuple[tuple[str, str], ...] = ()
-
-    def samples(self) -> list[tuple[str, dict[str, str], float]]:
-        names = dict(self.renamed)
-        kept = [sample for sample in self.pod.samples() if not sample[0].startswith(self.drop)]
-        return [(names.get(name, name), labels, value) for name, labels, value in kept]
-
-
 def _filtered_prom(filtered: Filtered) -> MiniPrometheus:
-    prom = MiniPrometheus()
-    for step in range(5):
-        if step:
-            filtered.pod.observe_itl(0.02, 30)
-        prom.scrape(15 * step, [scrape_target("p0", filtered)])
-    return prom
+    return _scraped(filtered, lambda step: filtered.pod.observe_itl(0.02, 30))
 
 
 def test_gauges_without_a_decode_histogram_read_as_no_tokens() -> None:
-    pod = _fine_pod(0.0)
+    pod = _fine_pod()
     obs = _observe(_filtered_prom(Filtered(pod, drop=("vllm:inter_token_latency", "vllm:time_per_output"))), "vllm")
     assert (obs.error, obs.samples, obs.latency_ms, obs.below_resolution, obs.buckets) == (None, 0.0, None, False, ())
     assert (obs.running, obs.waiting) == (1.0, 0.0)
@@ -369,13 +355,13 @@ def test_gauges_without_a_decode_histogram_read_as_no_tokens() -> None:
 
 @pytest.mark.parametrize("gauge", ["vllm:num_requests_running", "vllm:num_requests_waiting"])
 def test_either_gauge_missing_is_an_error(gauge: str) -> None:
-    obs = _observe(_filtered_prom(Filtered(_fine_pod(0.0), drop=(gauge,))), "vllm", window_s=60)
+    obs = _observe(_filtered_prom(Filtered(_fine_pod(), drop=(gauge,))), "vllm", window_s=60)
     assert obs.error == "no running/waiting series for ns/d in Prometheus (no vllm pod scraped?)"
 
 
 def test_the_engine_version_picks_the_queries() -> None:
     """vLLM before 0.13 named the KV-cache gauge gpu_cache_usage_perc: only its version's query reads it."""
-    old = Filtered(_fine_pod(0.0), renamed=(("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),))
+    old = Filtered(_fine_pod(), renamed=(("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),))
     prom = _filtered_prom(old)
     source = PrometheusMetrics("mini", runner=prom.runner(60), clock=lambda: NOW)
     assert source.observe("ns", "d", "vllm", "0.11.0").kv_usage == pytest.approx(0.1)
@@ -396,11 +382,13 @@ def test_a_series_without_an_le_label_is_not_a_bucket() -> None:
 
 
 def test_the_defaults_window_120_s_and_timeout_5_s() -> None:
-    pod, prom = _fine_pod(0.0), MiniPrometheus()
-    for step in range(21):  # 300 s of 40 tokens every 15 s, then 60 s without
-        if 0 < step <= 16:
+    pod = _fine_pod()
+
+    def traffic(step: int) -> None:  # 240 s of 40 tokens every 15 s, then 60 s without
+        if step <= 16:
             pod.observe_itl(0.02, 40)
-        prom.scrape(15 * step, [scrape_target("p0", pod)])
+
+    prom = _scraped(pod, traffic, scrapes=21)
     observed = PrometheusMetrics("mini", runner=prom.runner(300), clock=lambda: NOW).observe("ns", "d", "vllm")
     # over (180, 300]: the scrapes at 195 ... 240 counted 40 each, extrapolated over the window by Prometheus' rule
     expected = prom.query('sum(increase(vllm:inter_token_latency_seconds_bucket{le="+Inf"}[120s]))', 300)
