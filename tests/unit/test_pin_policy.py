@@ -49,6 +49,17 @@ def outcome(decision: Decision) -> tuple[Any, ...]:
             decision.metrics_reason, decision.state.to_dict(), decision.capacity_note)  # fmt: skip
 
 
+def _held_for_the_model(capacity: dict[str, float] | None = None) -> tuple[Any, ...]:
+    """The outcome of the learning cases at 60 req/s on 3 ready replicas: the model asks 4, for under 30 s, so the
+    tick holds; `capacity` is what it stored (status.autoscaler.capacity), none when it learned nothing."""
+    state: dict[str, Any] = {"breachSince": "1970-01-01T00:16:40.000Z", "trendAt": "1970-01-01T00:16:40.000Z",
+                             "lastReady": 3, "trendRps": 60.0}  # fmt: skip
+    if capacity is not None:
+        state["capacity"] = capacity
+    reason = "holding 3: 60.0 req/s needs 4 replicas by the capacity model, 3 ready for 0 s (< 30 s)"
+    return (3, "hold", reason, True, True, "ok", state, None)
+
+
 # Each case: the call, then (desired, direction, reason, slo_met, metrics_available, metrics_reason, stored
 # state, capacity note).
 # fmt: off
@@ -849,14 +860,7 @@ CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
     ),
     "a_learned_factor_already_announced_is_not_again": (
         lambda: decide(LEARNING, PolicyState(load_scale=1.2, announced_scale=1.2), load(60.0, latency=45.0), 3, 3, T0),
-        (3, "hold", "holding 3: 60.0 req/s needs 4 replicas by the capacity model, 3 ready for 0 s (< 30 s)", True,
-         True, "ok",
-         {"breachSince": "1970-01-01T00:16:40.000Z",
-          "trendAt": "1970-01-01T00:16:40.000Z",
-          "lastReady": 3,
-          "trendRps": 60.0,
-          "capacity": {"loadScale": 1.176, "announcedScale": 1.2}},
-         None),
+        _held_for_the_model({"loadScale": 1.176, "announcedScale": 1.2}),
     ),
     "a_learned_factor_without_lengths_is_announced_without_the_capacity": (
         lambda: decide(LEARNING, PolicyState(load_scale=1.2), obs(20.0), 3, 3, T0),
@@ -934,109 +938,48 @@ CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
     ),
     "a_queue_on_every_replica_teaches_the_batch_limit": (
         lambda: decide(LEARNING, PolicyState(), load(60.0, latency=45.0, waiting=3.0, running=300), 3, 3, T0),
-        (3, "hold", "holding 3: 60.0 req/s needs 4 replicas by the capacity model, 3 ready for 0 s (< 30 s)", True,
-         True, "ok",
-         {"breachSince": "1970-01-01T00:16:40.000Z",
-          "trendAt": "1970-01-01T00:16:40.000Z",
-          "lastReady": 3,
-          "trendRps": 60.0,
-          "capacity": {"batchCap": 100.0}},
-         None),
+        _held_for_the_model({"batchCap": 100.0}),
     ),
     # With the engine's KV-cache gauge (vLLM) a queue teaches the limit only with the cache 90 % full or the batch
     # at 90 % of max-num-seqs (256 here: 230.4 per replica); without the gauge (TGI, and `load` above) any queue does.
     "a_queue_with_room_in_the_kv_cache_teaches_no_batch_limit": (
         lambda: decide(LEARNING, PolicyState(), load(60.0, latency=45.0, waiting=3.0, running=300, kv_usage=0.899),
                        3, 3, T0),
-        (3, "hold", "holding 3: 60.0 req/s needs 4 replicas by the capacity model, 3 ready for 0 s (< 30 s)", True,
-         True, "ok",
-         {"breachSince": "1970-01-01T00:16:40.000Z",
-          "trendAt": "1970-01-01T00:16:40.000Z",
-          "lastReady": 3,
-          "trendRps": 60.0},
-         None),
+        _held_for_the_model(),
     ),
     "a_queue_with_a_full_kv_cache_teaches_the_batch_limit": (
         lambda: decide(LEARNING, PolicyState(), load(60.0, latency=45.0, waiting=3.0, running=300, kv_usage=0.9),
                        3, 3, T0),
-        (3, "hold", "holding 3: 60.0 req/s needs 4 replicas by the capacity model, 3 ready for 0 s (< 30 s)", True,
-         True, "ok",
-         {"breachSince": "1970-01-01T00:16:40.000Z",
-          "trendAt": "1970-01-01T00:16:40.000Z",
-          "lastReady": 3,
-          "trendRps": 60.0,
-          "capacity": {"batchCap": 100.0}},
-         None),
+        _held_for_the_model({"batchCap": 100.0}),
     ),
     "a_queue_at_90_percent_of_max_num_seqs_teaches_the_batch_limit": (
         lambda: decide(LEARNING, PolicyState(), load(60.0, latency=45.0, waiting=3.0, running=693, kv_usage=0.5),
                        3, 3, T0),
-        (3, "hold", "holding 3: 60.0 req/s needs 4 replicas by the capacity model, 3 ready for 0 s (< 30 s)", True,
-         True, "ok",
-         {"breachSince": "1970-01-01T00:16:40.000Z",
-          "trendAt": "1970-01-01T00:16:40.000Z",
-          "lastReady": 3,
-          "trendRps": 60.0,
-          "capacity": {"batchCap": 231.0}},
-         None),
+        _held_for_the_model({"batchCap": 231.0}),
     ),
     "a_queue_below_90_percent_of_max_num_seqs_teaches_nothing": (
         lambda: decide(LEARNING, PolicyState(), load(60.0, latency=45.0, waiting=3.0, running=690, kv_usage=0.5),
                        3, 3, T0),
-        (3, "hold", "holding 3: 60.0 req/s needs 4 replicas by the capacity model, 3 ready for 0 s (< 30 s)", True,
-         True, "ok",
-         {"breachSince": "1970-01-01T00:16:40.000Z",
-          "trendAt": "1970-01-01T00:16:40.000Z",
-          "lastReady": 3,
-          "trendRps": 60.0},
-         None),
+        _held_for_the_model(),
     ),
     "batch_full_share_none_lets_any_queue_teach_the_limit": (
         lambda: decide(replace(LEARNING, calibration=CalibrationSettings(batch_full_share=None)), PolicyState(),
                        load(60.0, latency=45.0, waiting=3.0, running=300, kv_usage=0.5), 3, 3, T0),
-        (3, "hold", "holding 3: 60.0 req/s needs 4 replicas by the capacity model, 3 ready for 0 s (< 30 s)", True,
-         True, "ok",
-         {"breachSince": "1970-01-01T00:16:40.000Z",
-          "trendAt": "1970-01-01T00:16:40.000Z",
-          "lastReady": 3,
-          "trendRps": 60.0,
-          "capacity": {"batchCap": 100.0}},
-         None),
+        _held_for_the_model({"batchCap": 100.0}),
     ),
     "a_batch_at_exactly_the_share_of_max_num_seqs_is_full": (
         lambda: decide(replace(LEARNING, calibration=CalibrationSettings(batch_full_share=0.5)), PolicyState(),
                        load(60.0, latency=45.0, waiting=3.0, running=384, kv_usage=0.1), 3, 3, T0),
-        (3, "hold", "holding 3: 60.0 req/s needs 4 replicas by the capacity model, 3 ready for 0 s (< 30 s)", True,
-         True, "ok",
-         {"breachSince": "1970-01-01T00:16:40.000Z",
-          "trendAt": "1970-01-01T00:16:40.000Z",
-          "lastReady": 3,
-          "trendRps": 60.0,
-          "capacity": {"batchCap": 128.0}},
-         None),
+        _held_for_the_model({"batchCap": 128.0}),
     ),
     "the_batch_limit_moves_by_the_half_life": (
         lambda: decide(LEARNING, PolicyState(batch_cap=120.0), load(60.0, latency=45.0, waiting=3.0, running=300), 3,
                        3, T0),
-        (3, "hold", "holding 3: 60.0 req/s needs 4 replicas by the capacity model, 3 ready for 0 s (< 30 s)", True,
-         True, "ok",
-         {"breachSince": "1970-01-01T00:16:40.000Z",
-          "trendAt": "1970-01-01T00:16:40.000Z",
-          "lastReady": 3,
-          "trendRps": 60.0,
-          "capacity": {"batchCap": 117.818}},
-         None),
+        _held_for_the_model({"batchCap": 117.818}),
     ),
     "running_above_the_batch_limit_without_a_queue_raises_it": (
         lambda: decide(LEARNING, PolicyState(batch_cap=50.0), load(60.0, running=240), 3, 3, T0),
-        (3, "hold", "holding 3: 60.0 req/s needs 4 replicas by the capacity model, 3 ready for 0 s (< 30 s)", True,
-         True, "ok",
-         {"breachSince": "1970-01-01T00:16:40.000Z",
-          "trendAt": "1970-01-01T00:16:40.000Z",
-          "lastReady": 3,
-          "trendRps": 60.0,
-          "capacity": {"loadScale": 1.0, "batchCap": 80.0}},
-         None),
+        _held_for_the_model({"loadScale": 1.0, "batchCap": 80.0}),
     ),
     "a_trend_of_0_05_req_s_is_not_shown": (
         lambda: decide(MODELLED,
