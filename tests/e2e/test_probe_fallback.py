@@ -80,7 +80,14 @@ def test_idle_deployment_is_probed_holds_when_the_probe_fails_and_scales_in_on_i
     last = _status(kube, namespace)["lastScale"]
     assert last["from"] == 2 and last["to"] == 1 and "probe TPOT" in last["reason"], last
 
-    # 4. Steady state is cheap: with nothing changing, the status is not rewritten every 2 s autoscaler tick.
+    # 4. Steady state is cheap: with nothing changing, the status is not rewritten every 2 s autoscaler tick. The
+    # scale-in settles first (the second pod gone, the status counting one replica): until then the status follows it.
+    def settled() -> bool:
+        status = _status(kube, namespace)
+        pods = client.CoreV1Api(kube).list_namespaced_pod(namespace, label_selector=status["selector"]).items
+        return len(pods) == 1 and status.get("replicas") == 1 and status.get("readyReplicas") == 1
+
+    wait_for(settled, 60, what="the scale-in settled")
     time.sleep(4)
     versions = set()
     for _ in range(30):
