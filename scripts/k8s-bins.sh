@@ -76,7 +76,7 @@ build_helm() {
 [ -x "$OUT/helm" ] || build_helm
 [ -x "$OUT/kubectl" ] || build_kubernetes
 "$OUT/kube-apiserver" --version >&2
-"$OUT/etcd" --version | head -1 >&2
+"$OUT/etcd" --version | sed -n 1p >&2  # sed reads it all: `head` could close the pipe early (SIGPIPE, exit 141)
 "$OUT/helm" version --short >&2
 echo "$(( $(date +%s) - START ))" > "$OUT/.build-seconds"
 touch "$OUT/.complete"
