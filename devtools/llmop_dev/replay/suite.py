@@ -104,7 +104,7 @@ def replay_cell(cell: Cell, scale: float, extras: bool) -> dict[str, Any]:
         "startup_s": cell.startup_s,
         "gpu_speed": cell.gpu_speed,
         "seed": cell.seed,
-        "rate_scale": round(scale, 4),
+        "rate_scale": scale,  # exact: a replay at a rounded factor draws other arrivals
         "requests": len(workload.requests),
         "physics": capacity_cache.cache_path().stem,
         "rows": rows,
@@ -122,13 +122,26 @@ def replay_policy(
     if recorded.get("physics") != physics:
         raise ValueError(f"{cell.key}: recorded under physics {recorded.get('physics')}, now {physics}; replay it all")
     resource, plan = load_spec(cell.spec)
-    workload = load_workload(cell.trace, seed=cell.seed, rate_scale=recorded["rate_scale"])
+    scale = recorded_scale(cell, recorded)
+    workload = load_workload(cell.trace, seed=cell.seed, rate_scale=scale)
+    if len(workload.requests) != recorded["requests"]:
+        count, before = len(workload.requests), recorded["requests"]
+        raise ValueError(f"{cell.key}: the workload has {count} requests now, {before} when recorded; replay it all")
     scenario = run.Scenario(resource, plan, workload, cell.startup_s, gpu_speed=cell.gpu_speed, seed=cell.seed,
                             policy_overrides=overrides)  # fmt: skip
     row = run.run(scenario, policy).to_json()
     row["policy"] = " ".join([policy, *(f"{key}={value}" for key, value in overrides)])
     rows = [r for r in recorded["rows"] if r["policy"] != row["policy"]] + [row]
-    return {**recorded, "rows": rows}
+    return {**recorded, "rate_scale": scale, "rows": rows}
+
+
+def recorded_scale(cell: Cell, recorded: dict[str, Any]) -> float:
+    """The exact rate factor `recorded` was replayed at: cells written before it was kept exact hold it rounded to
+    4 digits, so it is measured again (`rate_scale`) and must round to the figure on file."""
+    scale = rate_scale(cell.spec, cell.trace)
+    if round(scale, 4) != round(float(recorded["rate_scale"]), 4):
+        raise ValueError(f"{cell.key}: rate factor {scale:.6g} now, {recorded['rate_scale']} recorded; replay it all")
+    return scale
 
 
 def dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
