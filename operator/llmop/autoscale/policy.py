@@ -11,6 +11,7 @@ from llmop.autoscale.metrics import Observation, ms_text
 from llmop.autoscale.policy_config import PolicyConfig, coarse_edge_ms
 from llmop.autoscale.policy_state import Decision, Direction, PolicyState, iso
 from llmop.autoscale.reading import PolicyReading, count_text, read, seconds_text, track_trend
+from llmop.autoscale.surge import track_surge
 
 __all__ = ["Decision", "Direction", "PolicyConfig", "PolicyState", "coarse_edge_ms", "decide"]
 
@@ -160,6 +161,11 @@ def _decide(
     reading = replace(
         reading, scale=state.load_scale or 1.0, batch_cap=state.batch_cap, step_scale=state.step_scale or 1.0
     )
+    state, surge_rps = track_surge(config, state, obs, now)
+    surging = surge_rps is not None and reading.rps is not None and surge_rps > reading.rps
+    if surging and surge_rps is not None:
+        # The requests in the engine show a rise the rate over its window does not yet: size by them.
+        reading = replace(reading, rps=surge_rps, arrivals=max(reading.arrivals or 0.0, surge_rps))
     metrics_reason = "ok" if note == "ok" else note
     slo_met = None if reading.latency is None else reading.latency <= target and not reading.over_edge
     # 2. Scale from zero: only on evidence of waiting requests.
@@ -225,6 +231,10 @@ def _decide(
         # a burst that is over. Act only if the breach outlasts a whole SLO window (then the model is off).
         up_window = max(up_window, config.window_s)
         why_up += f" but the load fits {max(ready, 1)} by the capacity model"
+    if surging and need is not None and need > max(ready, 1):
+        up_window = 0.0  # a rise the requests in the engine show is no noise in the latency: act at once
+        in_system = (obs.running or 0.0) + (obs.waiting or 0.0)
+        why_up += f" ({count_text(in_system)} requests in the engines: a rise the request rate does not show yet)"
     fewer = current - 1
     # The down-stabilization clock runs on the offered load: it guards against the load coming back. A backlog
     # (or the latency it causes) blocks the step itself, not the clock: replicas added to drain a queue go once

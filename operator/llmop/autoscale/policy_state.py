@@ -51,6 +51,10 @@ class PolicyState:
     batch_cap: float | None = None  # learned: sequences one replica runs at most (its running count while queueing)
     hold_floor: int | None = None  # scale-in stops here until `hold_until`: going below it was undone recently
     hold_until: float | None = None
+    time_in_system_s: float | None = None  # learned: a request's mean time in the engine, (running + waiting) / rate
+    time_in_system_at: float | None = None
+    time_in_system_since: float | None = None  # learning it since (a rise is judged after one half-life of it)
+    in_system_variance: float | None = None  # learned: the variance of running + waiting around rate x that time
 
     def window_spans_readiness_change(self, now: float, window_s: float) -> bool:
         """Whether the window of `window_s` ending `now` still holds the time before the last readiness change."""
@@ -63,8 +67,16 @@ class PolicyState:
         ("ready_changed_at", "readyChangedAt"),
         ("trend_at", "trendAt"),
         ("hold_until", "holdUntil"),
+        ("time_in_system_at", "timeInSystemAt"),
+        ("time_in_system_since", "timeInSystemSince"),
     )
-    _NUMBERS = (("trend_rps", "trendRps"), ("trend_slope", "trendSlope"), ("trend_growth", "trendGrowth"))
+    _NUMBERS = (
+        ("trend_rps", "trendRps"),
+        ("trend_slope", "trendSlope"),
+        ("trend_growth", "trendGrowth"),
+        ("time_in_system_s", "timeInSystemSeconds"),
+        ("in_system_variance", "inSystemVariance"),
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """camelCase, JSON-safe: times as RFC 3339 strings."""
