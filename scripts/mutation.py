@@ -40,6 +40,7 @@ CORE = (
     "llmop/autoscale/policy_state.py",
     "llmop/autoscale/reading.py",
     "llmop/autoscale/learning.py",
+    "llmop/autoscale/surge.py",
     "llmop/plan/planner.py",
     "llmop/plan/compat.py",
     "llmop/plan/memory.py",
@@ -99,6 +100,9 @@ EQUIVALENT_BY_MODULE: dict[str, dict[str, str]] = {
         "fewer >= 1",
         "x_read__mutmut_110": "`>=` for `>` against 1 - p/100 + 1e-12: a share 1 - q with q in [0.5, 1) is a "
         "multiple of 2**-53 and the threshold is not, so they never meet",
+    },
+    "llmop.autoscale.surge": {
+        "x_track_surge__mutmut_56": "`in_system_variance or 1.0` for `or 0.0`: the max with 1.0 beside it is the same",
     },
     "llmop.autoscale.learning": {
         "x_calibrate__mutmut_11": "`ready < 0` for `<= 0`: ready 0 returns on the next test (waiting >= 0)",

@@ -55,7 +55,8 @@ def test_a_rise_reads_the_arrivals_from_the_requests_in_the_engine() -> None:
     state, rise = track_surge(ON, LEARNED, seen(5.0, 36.0), T0)
     assert rise == pytest.approx(9.0, abs=1e-12)
     assert state.in_system_variance == pytest.approx(25.0 + (256.0 - 25.0) * WEIGHT, abs=1e-12)
-    # Just under three deviations is no rise.
+    # Three deviations exactly is a rise (35 = 20 + 3 x 5), just under is none.
+    assert track_surge(ON, LEARNED, seen(5.0, 35.0), T0)[1] == pytest.approx(8.75, abs=1e-12)
     assert track_surge(ON, LEARNED, seen(5.0, 34.9), T0)[1] is None
     # The estimate is capped at surge_cap x the rate: 60 / 4 s = 15 req/s, read as 2 x 5 = 10.
     assert track_surge(ON, LEARNED, seen(5.0, 60.0), T0)[1] == pytest.approx(10.0, abs=1e-12)
@@ -79,6 +80,18 @@ def test_waiting_requests_count_and_old_memory_is_learned_again() -> None:
         assert rise is None
         assert state == replace(LEARNED, time_in_system_s=12.0, time_in_system_at=T0, time_in_system_since=T0,
                                 in_system_variance=None)  # fmt: skip
+
+
+def test_memory_is_kept_from_the_same_instant_to_its_limit() -> None:
+    for at in (T0, T0 - 0.5, T0 - MEMORY_S):  # a second reading at the same instant weighs nothing
+        state, rise = track_surge(ON, replace(LEARNED, time_in_system_at=at), seen(5.0, 36.0), T0)
+        assert rise == pytest.approx(9.0, abs=1e-12)
+        assert state.time_in_system_since == T0 - 600
+    assert track_surge(ON, replace(LEARNED, time_in_system_at=T0), seen(5.0, 36.0), T0)[0].time_in_system_s == 4.0
+    # Half a memory (a time without its instant, or the reverse) is learned again.
+    for half in (replace(LEARNED, time_in_system_at=None), replace(LEARNED, time_in_system_s=None)):
+        state, rise = track_surge(ON, half, seen(5.0, 36.0), T0)
+        assert (rise, state.time_in_system_s, state.time_in_system_at) == (None, 7.2, T0)
 
 
 def test_a_young_average_judges_no_rise() -> None:
