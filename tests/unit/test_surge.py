@@ -142,3 +142,49 @@ def test_the_policy_scales_up_at_once_by_the_rise() -> None:
     # A rise the ready replicas still serve is no pressure; under three deviations is no rise.
     assert (_decision(160.0, ready=3).desired, _decision(160.0, ready=3).direction) == (3, "hold")
     assert (_decision(109.0).desired, _decision(109.0).direction) == (2, "hold")
+
+
+def _tick(rate: float, running: float, current: int, ready: int, config: PolicyConfig = ON, state: PolicyState = BUSY,
+          **extra: Any) -> Any:  # fmt: skip
+    observed = Observation(extra.pop("latency", 20.0), 10_000, running, extra.pop("waiting", 0.0), 0.5, T0,
+                           request_rate=rate, mean_prompt_tokens=1024, mean_output_tokens=256, **extra)  # fmt: skip
+    return decide(config, state, observed, current, ready, T0)
+
+
+def test_a_rise_counts_only_above_the_rate_the_reading_has() -> None:
+    # The queue grows by 20 req/s: the reading's rate is 40 already, the rise (capped at 2 x 20) adds nothing and
+    # the model's 3 replicas wait out the up window.
+    same = _tick(20.0, 160.0, 2, 2, waiting_growth_rps=20.0)
+    assert (same.desired, same.direction) == (2, "hold")
+    assert same.reason == "holding 2: 40.0 req/s needs 3 replicas by the capacity model, 2 ready for 0 s (< 30 s)"
+    # Above it, the reading's own rate stands (70 req/s), not the lower rise.
+    higher = _tick(20.0, 160.0, 2, 2, waiting_growth_rps=50.0)
+    assert higher.reason == "holding 2: 70.0 req/s needs 4 replicas by the capacity model, 2 ready for 0 s (< 30 s)"
+
+
+def test_a_rise_is_the_load_that_the_scale_in_clock_judges() -> None:
+    # At max with one replica starting: 10 req/s fits one replica, the rise's 20 does not, so no scale-in clock.
+    at_max = _tick(10.0, 80.0, 2, 1, config=replace(ON, max_replicas=2))
+    assert at_max.reason.startswith("holding 2 (max): 20.0 req/s needs 2 replicas by the capacity model, 1 ready (80")
+    assert at_max.state.headroom_since is None
+    # No pressure (9 req/s fits the 2 ready), one replica starting: the rise fits 2, so the clock runs.
+    fits = _tick(5.0, 36.0, 3, 2, state=LEARNED)
+    assert fits.reason == ("holding 3: the load has fit 2 for 0 s, but replicas starting (p95 TPOT 20 ms)")
+    assert fits.state.headroom_since == T0
+
+
+def test_the_up_window_is_skipped_only_for_more_than_the_ready_replicas() -> None:
+    # A latency breach the model says the load fits (the rise, 9 req/s, needs 1 = the ready one) waits a window.
+    fits = _tick(5.0, 36.0, 1, 1, state=LEARNED, latency=60.0)
+    assert (fits.desired, fits.direction) == (1, "hold")
+    assert fits.reason.endswith("but the load fits 1 by the capacity model for 0 s (< 120 s)")
+    # One ready replica, the rise needs two: at once.
+    one = _tick(10.0, 80.0, 1, 1)
+    assert (one.desired, one.direction) == (2, "up")
+
+
+def test_the_reason_counts_running_and_waiting_requests() -> None:
+    queued = _tick(20.0, 100.0, 2, 2, waiting=60.0)
+    assert "(160 requests in the engines: a rise the request rate does not show yet)" in queued.reason
+    all_waiting = _tick(20.0, 0.0, 2, 2, waiting=160.0)
+    assert "(160 requests in the engines: a rise the request rate does not show yet)" in all_waiting.reason

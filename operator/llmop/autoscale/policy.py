@@ -164,8 +164,9 @@ def _decide(
     state, surge_rps = track_surge(config, state, obs, now)
     surging = surge_rps is not None and reading.rps is not None and surge_rps > reading.rps
     if surging and surge_rps is not None:
-        # The requests in the engine show a rise the rate over its window does not yet: size by them.
-        reading = replace(reading, rps=surge_rps, arrivals=max(reading.arrivals or 0.0, surge_rps))
+        # The requests in the engine show a rise the rate over its window does not yet: size by them (the rise is
+        # above rps, which is at least the arrivals).
+        reading = replace(reading, rps=surge_rps, arrivals=surge_rps)
     metrics_reason = "ok" if note == "ok" else note
     slo_met = None if reading.latency is None else reading.latency <= target and not reading.over_edge
     # 2. Scale from zero: only on evidence of waiting requests.
