@@ -70,20 +70,18 @@ EQUIVALENT_BY_MODULE: dict[str, dict[str, str]] = {
         "x__estimate__mutmut_63": "`ready >= 0` for `> 0`: ready 0 sizes ceil(0 - 1e-9) = 0 replicas by latency, "
         "which is not taken",
         "x__decide__mutmut_129": "calibrate's `current` argument is not read",
-        "x__decide__mutmut_165": "`metrics_reason = note`: the note is the string 'ok' exactly when it is ok",
-        "x__decide__mutmut_170": "the same ('XXokXX'): the note is 'ok' or the reason, either way the value",
-        "x__decide__mutmut_171": "the same ('OK')",
-        "x__decide__mutmut_301": "`capacity or 1` in the capacity reason: the reason is used only when capacity is "
+        "x__decide__mutmut_189": "`metrics_reason = note`: the note is the string 'ok' exactly when it is ok",
+        "x__decide__mutmut_194": "the same ('XXokXX'): the note is 'ok' or the reason, either way the value",
+        "x__decide__mutmut_195": "the same ('OK')",
+        "x__decide__mutmut_325": "`capacity or 1` in the capacity reason: the reason is used only when capacity is "
         "a positive number",
-        "x__decide__mutmut_337": "latency_breach None for False: only its truth is read",
-        "x__decide__mutmut_340": "the same, for a probed latency",
-        "x__decide__mutmut_394": "`ttft_ms or 1.0`: only an observed 0 ms reaches it, and 0 ms breaches no target "
+        "x__decide__mutmut_418": "`ttft_ms or 1.0`: only an observed 0 ms reaches it, and 0 ms breaches no target "
         "(the spec's TTFT target is > 0)",
-        "x__decide__mutmut_557": "breach_since=None dropped after _scaled, which already clears it",
-        "x__decide__mutmut_593": "outside [min, max] _hold replaces the reason with the clamp's (reason None)",
-        "x__decide__mutmut_604": "the same (reason 'XXXX')",
-        "x__decide__mutmut_610": "_headroom's `current` argument is not read",
-        "x__decide__mutmut_756": "the 0.0 floor of the wait: on that branch one of the other two terms is positive",
+        "x__decide__mutmut_601": "breach_since=None dropped after _scaled, which already clears it",
+        "x__decide__mutmut_637": "outside [min, max] _hold replaces the reason with the clamp's (reason None)",
+        "x__decide__mutmut_648": "the same (reason 'XXXX')",
+        "x__decide__mutmut_654": "_headroom's `current` argument is not read",
+        "x__decide__mutmut_800": "the 0.0 floor of the wait: on that branch one of the other two terms is positive",
         "x__headroom__mutmut_34": "`coarse_edge_ms or 1.0`: over_edge is set only with a coarse edge",
         "x__headroom__mutmut_77": "`now_itl or ...`: an infinite ITL on the ready replicas means the load needs "
         "more than them, which is pressure, so headroom is not judged",

@@ -47,7 +47,8 @@ class PolicyConfig:
     max_share_factor: float = 1.5  # a scale-up sized by that share adds at most half the ready replicas (BENCHMARKS.md)
     share_pressure: bool = True  # more than `slow_budget` above the edge is pressure before the percentile crosses
     ttft_learning: bool = True  # a TTFT above its scale-in limit teaches the load factor too (BENCHMARKS.md)
-    surge_z: float | None = None  # running sequences this many Poisson deviations above the rate's: a rise (surge.py)
+    surge_z: float | None = None  # requests in the engines this many deviations above the rate's: a rise (surge.py;
+    # None: off, BENCHMARKS.md item 14)
     surge_cap: float = 2.0  # ... read as at most this many times the request rate
 
     @property
