@@ -639,8 +639,16 @@ def test_operator_killed_mid_reconcile_resumes_without_duplicates_or_orphans(
     held = {n: b["metadata"].get("finalizers") for n in gone if (b := get_llmd(kube, namespace, n))}
     print(f"deleted while the operator is down, still there: {held}")  # kopf's finalizer (its timer needs one)
     op.start()
-    # ... and killed again while it resumes: the second pass must be as idempotent as the first
-    wait_for(lambda: len(apps.list_namespaced_deployment(namespace).items) > len(with_deployment), 60, 0.05, "resuming")
+    # ... and killed again while it resumes: the second pass must be as idempotent as the first. It has resumed
+    # once it created a missing Deployment or undid the hand edit (a count of Deployments cannot tell: the ones
+    # deleted while it was down may balance the ones it creates).
+    missing = names - gone - with_deployment
+
+    def resumed() -> bool:
+        present = {d.metadata.name for d in apps.list_namespaced_deployment(namespace).items}
+        return bool(present & missing) or apps.read_namespaced_deployment_scale(tampered, namespace).spec.replicas == 1
+
+    wait_for(resumed, 60, 0.05, "resuming")
     op.stop(kill=True)
     op.start()
     remaining = (names - gone) | {"warm"}
