@@ -14,11 +14,12 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from llmop_dev.replay import seed_noise, suite
+from llmop_dev.replay import reach, seed_noise, suite
 from llmop_dev.replay.suite_report import headline, markdown, plot, update_benchmarks
 
 HERE = Path(__file__).resolve().parent
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rerun", metavar="POLICY", help="replay only this policy in cells already on file")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="with --rerun llmop: an ablation, llmop with this PolicyConfig field changed")  # fmt: skip
+    parser.add_argument("--late", type=float, metavar="SECONDS",
+                        help="replay the reactive family that sees the load SECONDS late, cells on file")  # fmt: skip
     parser.add_argument("--speeds", help="with --quick: only these gpu-speeds (comma-separated, e.g. 1.0)")
     parser.add_argument("--seeds", default="0", help="arrival seeds (comma-separated); verdicts use seed 0")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
@@ -69,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("choose --suite, --quick or --report")
         if args.rerun:
             overrides = tuple(tuple(item.split("=", 1)) for item in args.set)
-            _rerun(cells, cells_file, args.rerun, args.jobs, overrides)  # type: ignore[arg-type]
+            _rerun(cells, cells_file, args.jobs, suite.replay_policy, args.rerun, overrides)
+        elif args.late is not None:
+            _rerun(cells, cells_file, args.jobs, suite.replay_late, args.late)
         else:
             _run(cells, cells_file, args.jobs)
     replayed = suite.read_cells(cells_file)
@@ -79,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     if not done:
         print("no cells on file", file=sys.stderr)
         return 1
-    summary = {"verdicts": suite.verdicts(done), "cells": len(done), "peak_replicas": suite.PEAK_REPLICAS,
-               "skipped": skipped, "seed_noise": seed_noise.summary(noise)}  # fmt: skip
+    summary = {"verdicts": suite.verdicts(done), "reach": reach.reach(done), "cells": len(done),
+               "peak_replicas": suite.PEAK_REPLICAS, "skipped": skipped,
+               "seed_noise": seed_noise.summary(noise)}  # fmt: skip
     (out / "autoscale.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     text = markdown(done, summary["verdicts"], skipped)
     noise_lines = seed_noise.lines(noise)
@@ -145,15 +151,15 @@ def _run(cells: list[suite.Cell], cells_file: Path, jobs: int) -> None:
             print(f"[{count}/{len(todo)} {took:.0f} s] {result['key']}", flush=True)
 
 
-def _rerun(
-    cells: list[suite.Cell], cells_file: Path, policy: str, jobs: int, overrides: tuple[tuple[str, str], ...] = ()
-) -> None:
-    """Replay one policy again in the recorded cells (after a change to that policy only), keeping the rest."""
+def _rerun(cells: list[suite.Cell], cells_file: Path, jobs: int, replay: Callable[..., dict[str, Any]],
+           *settings: Any) -> None:  # fmt: skip
+    """Replay one thing again in the recorded cells (`suite.replay_policy`: one policy after a change to it;
+    `suite.replay_late`: the late reactive family), keeping the rest."""
     recorded = {c["key"]: c for c in suite.read_cells(cells_file)}
     todo = [cell for cell in cells if cell.key in recorded]
-    print(f"{len(cells)} cells, {len(todo)} on file to replay {policy} in", flush=True)
+    print(f"{len(cells)} cells, {len(todo)} on file to replay {replay.__name__}{settings} in", flush=True)
     with ProcessPoolExecutor(max_workers=max(jobs, 1)) as pool:
-        futures = [pool.submit(suite.replay_policy, cell, recorded[cell.key], policy, overrides) for cell in todo]
+        futures = [pool.submit(replay, cell, recorded[cell.key], *settings) for cell in todo]
         for future in as_completed(futures):
             with cells_file.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(future.result()) + "\n")

@@ -61,3 +61,17 @@ def test_a_rerun_is_refused_when_the_workload_moved(recorded: tuple[suite.Cell, 
         suite.replay_policy(cell, {**record, "rate_scale": 0.5}, "llmop")
     with pytest.raises(ValueError, match="recorded under physics capacity-old, now capacity-"):
         suite.replay_policy(cell, {**record, "physics": "capacity-old"}, "llmop")
+
+
+def test_the_late_family_seen_zero_seconds_late_is_the_frontier(recorded: tuple[suite.Cell, dict[str, Any]]) -> None:
+    cell, record = recorded
+    on_time = suite.replay_late(cell, record, 0.0)
+    assert on_time["late_frontiers"] == {"0": record["frontier"]}  # the same ten points, to the digit
+    late = suite.replay_late(cell, on_time, 30.0)
+    assert list(late["late_frontiers"]) == ["0", "30"]  # a second lag is added beside the first
+    points = late["late_frontiers"]["30"]
+    assert [(p["headroom"], p["hold_s"]) for p in points] == [(p["headroom"], p["hold_s"]) for p in record["frontier"]]
+    assert points != record["frontier"]  # the step at 120 s is met 30 s later
+    assert late["rows"] == record["rows"] and late["frontier"] == record["frontier"]
+    with pytest.raises(ValueError, match=r"the workload has \d+ requests now"):
+        suite.replay_late(cell, {**record, "requests": record["requests"] + 1}, 30.0)

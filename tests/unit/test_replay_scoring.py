@@ -77,6 +77,16 @@ def test_reactive_reference_scales_in_only_after_its_hold() -> None:
     assert references.ReactiveReference(_sizer(), hold_s=0.0).desired(_view(0.0, 5)) == 3
 
 
+def test_the_late_reference_sizes_for_the_load_of_lag_seconds_before() -> None:
+    late = references.LateReactiveReference(_sizer(), hold_s=120.0, lag_s=30.0)
+    assert late.name == "reactive-late h=0 hold=120s lag=30s"
+    assert late.desired(_view(10.0, 3)) == 3  # before the trace began: the load at 0
+    assert late.desired(_view(620.0, 3)) == 3  # sees 590 s: still 10 req/s
+    assert late.desired(_view(630.0, 3)) == 8  # sees 600 s: the step
+    assert references.ReactiveReference(_sizer(), hold_s=120.0).desired(_view(620.0, 3)) == 8
+    assert references.LateReactiveReference(_sizer(), hold_s=0.0).lag_s == references.LATE_S == 30.0
+
+
 def test_clairvoyant_oracle_starts_replicas_a_start_up_ahead() -> None:
     oracle = references.ClairvoyantOracle(_sizer(), startup_s=120.0)
     assert oracle.desired(_view(400.0, 3)) == 3

@@ -12,6 +12,7 @@ from llmop_dev.replay.types import View, Workload
 
 HEADROOMS = (0.0, 0.1, 0.2, 0.3, 0.5)
 HOLDS_S = (0.0, 120.0)
+LATE_S = 30.0  # the least delay with which a controller reading Prometheus sees a rise (see LateReactiveReference)
 LENGTH_STEP = 2 ** (1 / 4)  # mean lengths are rounded to this ratio before the true capacity is looked up
 
 CapacityLookup = Callable[[float, float], float]  # (mean prompt tokens, mean output tokens) -> req/s per replica
@@ -58,14 +59,32 @@ class ReactiveReference:
         self.name = f"reactive h={sizer.headroom:g} hold={hold_s:g}s"
         self._lower_since: float | None = None
 
+    def need(self, now: float) -> int:
+        return self.sizer.need(now)
+
     def desired(self, view: View) -> int:
-        need = self.sizer.need(view.now)
+        need = self.need(view.now)
         if need >= view.current:
             self._lower_since = None
             return need
         if self._lower_since is None:
             self._lower_since = view.now
         return need if view.now - self._lower_since >= self.hold_s else view.current
+
+
+class LateReactiveReference(ReactiveReference):
+    """The reactive reference seeing the true load `lag_s` late: what a controller with perfect knowledge of the
+    capacity could do when it reads the load from Prometheus. A rise is half seen ~30 s after it at best: vLLM
+    counts a request when it finishes (~10 s of decode later), a sample is 7.5 s old on average at a 15 s scrape, and
+    rate() over its shortest window (two scrapes, 30 s) shows half a step 15 s in."""
+
+    def __init__(self, sizer: Sizer, hold_s: float, lag_s: float = LATE_S) -> None:
+        super().__init__(sizer, hold_s)
+        self.lag_s = lag_s
+        self.name = f"reactive-late h={sizer.headroom:g} hold={hold_s:g}s lag={lag_s:g}s"
+
+    def need(self, now: float) -> int:
+        return self.sizer.need(max(now - self.lag_s, 0.0))
 
 
 class ClairvoyantOracle:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 Settings = TypeVar("Settings", bound="DataclassInstance")
 
-REFERENCES = ("reactive-frontier", "reactive", "oracle")
+REFERENCES = ("reactive-frontier", "reactive", "reactive-late", "oracle")
 POLICIES = ("llmop", *baselines.BASELINES, *REFERENCES)
 SCRAPE_S = 15.0
 TICK_S = 5.0
@@ -46,6 +46,7 @@ class Scenario:
     ttft_bound_s: float = score.DEFAULT_TTFT_BOUND_S
     baseline_target: float = 0.8
     policy_overrides: tuple[tuple[str, str], ...] = ()  # llmop's PolicyConfig fields set otherwise (ablations)
+    late_s: float = references.LATE_S  # how late `reactive-late` sees the true load
 
     def __post_init__(self) -> None:
         ttft = self.resource.spec.slo.time_to_first_token
@@ -115,6 +116,8 @@ class Scenario:
             )
         if policy in ("reactive", "reactive-frontier"):
             return references.ReactiveReference(self.sizer(headroom), hold_s)
+        if policy == "reactive-late":
+            return references.LateReactiveReference(self.sizer(headroom), hold_s, self.late_s)
         if policy == "oracle":
             return references.ClairvoyantOracle(self.sizer(0.1), self.startup_s)
         raise ValueError(f"unknown policy {policy!r}; expected one of {', '.join(POLICIES)}")
@@ -278,12 +281,12 @@ def _step_to_decision(scenario: Scenario, ups: list[float]) -> float | None:
     return sum(delays) / len(delays) if delays else None
 
 
-def frontier(scenario: Scenario) -> list[dict[str, float]]:
-    """The perfect-knowledge reactive family: headroom x hold, ten points."""
+def frontier(scenario: Scenario, policy: str = "reactive") -> list[dict[str, float]]:
+    """The perfect-knowledge reactive family (or its late twin, `reactive-late`): headroom x hold, ten points."""
     points = []
     for hold_s in references.HOLDS_S:
         for headroom in references.HEADROOMS:
-            result = run(scenario, "reactive", headroom, hold_s)
+            result = run(scenario, policy, headroom, hold_s)
             points.append({"headroom": headroom, "hold_s": hold_s, **_point(result)})
     return points
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ SLO_SLACK_PT = 0.5  # domination: better on one axis, no worse on the other with
 GPU_SLACK = 0.02
 FRONTIER_SLACK_PT = 1.0  # the frontier target: llmop at most this many SLO-minute points below it
 BASELINES = ("hpa", "keda")  # the competent baselines llmop is to dominate
+
+Pick = Callable[[dict[str, Any]], dict[str, Any] | None]  # the row of a cell a verdict judges
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,24 @@ def replay_policy(
     """`recorded` with `policy`'s row replayed again (the other rows and the frontier kept: same physics, same
     trace, same seed); refused when the physics changed since the cell was recorded. With `overrides` (llmop's
     settings changed, an ablation) the row is named `llmop key=value ...` and added beside llmop's own."""
+    scenario, scale = recorded_scenario(cell, recorded, policy_overrides=overrides)
+    row = run.run(scenario, policy).to_json()
+    row["policy"] = " ".join([policy, *(f"{key}={value}" for key, value in overrides)])
+    rows = [r for r in recorded["rows"] if r["policy"] != row["policy"]] + [row]
+    return {**recorded, "rate_scale": scale, "rows": rows}
+
+
+def replay_late(cell: Cell, recorded: dict[str, Any], late_s: float) -> dict[str, Any]:
+    """`recorded` with the late reactive family (true capacity, the load seen `late_s` late: ten points) added
+    under `late_frontiers[str(late_s)]`: what the frontier would be for a controller that reads Prometheus."""
+    scenario, scale = recorded_scenario(cell, recorded, late_s=late_s)
+    late = {**recorded.get("late_frontiers", {}), f"{late_s:g}": run.frontier(scenario, "reactive-late")}
+    return {**recorded, "rate_scale": scale, "late_frontiers": late}
+
+
+def recorded_scenario(cell: Cell, recorded: dict[str, Any], **settings: Any) -> tuple[run.Scenario, float]:
+    """The scenario `recorded` was replayed on (same physics, same arrivals), with `settings`, and its exact rate
+    factor; refused when the physics or the workload changed since."""
     physics = capacity_cache.cache_path().stem
     if recorded.get("physics") != physics:
         raise ValueError(f"{cell.key}: recorded under physics {recorded.get('physics')}, now {physics}; replay it all")
@@ -128,11 +149,8 @@ def replay_policy(
         count, before = len(workload.requests), recorded["requests"]
         raise ValueError(f"{cell.key}: the workload has {count} requests now, {before} when recorded; replay it all")
     scenario = run.Scenario(resource, plan, workload, cell.startup_s, gpu_speed=cell.gpu_speed, seed=cell.seed,
-                            policy_overrides=overrides)  # fmt: skip
-    row = run.run(scenario, policy).to_json()
-    row["policy"] = " ".join([policy, *(f"{key}={value}" for key, value in overrides)])
-    rows = [r for r in recorded["rows"] if r["policy"] != row["policy"]] + [row]
-    return {**recorded, "rate_scale": scale, "rows": rows}
+                            **settings)  # fmt: skip
+    return scenario, scale
 
 
 def recorded_scale(cell: Cell, recorded: dict[str, Any]) -> float:
@@ -152,31 +170,35 @@ def dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return slo_not_worse and gpu_not_worse and better
 
 
-def verdicts(cells: list[dict[str, Any]]) -> dict[str, Any]:
-    """The three targets of the policy issue, with every cell that misses."""
+def verdicts(cells: list[dict[str, Any]], pick: Pick | None = None) -> dict[str, Any]:
+    """The three targets of the policy issue, with every cell that misses, for llmop (or the row `pick` takes from
+    each cell: a reference's, in `reach`; cells where it gives none are left out)."""
+    take: Pick = pick or (lambda cell: row(cell, "llmop"))
+    judged = [(cell, measured) for cell in cells if (measured := take(cell)) is not None]
     frontier_misses, pairs, dominated, misses = [], 0, 0, []
-    for cell in cells:
-        llmop = row(cell, "llmop")
-        best = references.frontier(cell["frontier"], llmop["gpu_hours"])
-        if best is not None and llmop["slo_minutes_pct"] < best - FRONTIER_SLACK_PT:
-            frontier_misses.append({"key": cell["key"], "llmop": llmop["slo_minutes_pct"], "frontier": round(best, 2)})
+    for cell, measured in judged:
+        best = references.frontier(cell["frontier"], measured["gpu_hours"])
+        if best is not None and measured["slo_minutes_pct"] < best - FRONTIER_SLACK_PT:
+            frontier_misses.append(
+                {"key": cell["key"], "llmop": measured["slo_minutes_pct"], "frontier": round(best, 2)}
+            )
         for baseline in BASELINES:
             pairs += 1
-            if dominates(llmop, row(cell, baseline)):
+            if dominates(measured, row(cell, baseline)):
                 dominated += 1
             else:
                 misses.append(f"{cell['key']} vs {baseline}")
-    by_key = {(c["spec"], c["trace"], c["startup_s"], c["gpu_speed"]): c for c in cells}
+    by_key = {(c["spec"], c["trace"], c["startup_s"], c["gpu_speed"]): (c, m) for c, m in judged}
     slow_losses = []
-    for (spec, trace, startup, speed), cell in by_key.items():
+    for (spec, trace, startup, speed), (cell, measured) in by_key.items():
         planned = by_key.get((spec, trace, startup, 1.0))
         if speed != 0.8 or planned is None:
             continue
-        loss = row(planned, "llmop")["slo_minutes_pct"] - row(cell, "llmop")["slo_minutes_pct"]
-        slow_losses.append({"key": cell["key"], "loss_pt": round(loss, 2), **references_loss(planned, cell)})
+        loss = planned[1]["slo_minutes_pct"] - measured["slo_minutes_pct"]
+        slow_losses.append({"key": cell["key"], "loss_pt": round(loss, 2), **references_loss(planned[0], cell)})
     return {
-        "cells": len(cells),
-        "frontier": {"met": len(cells) - len(frontier_misses), "misses": frontier_misses},
+        "cells": len(judged),
+        "frontier": {"met": len(judged) - len(frontier_misses), "misses": frontier_misses},
         "baselines": {
             "pairs": pairs,
             "dominated": dominated,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from llmop_dev.replay import suite
+from llmop_dev.replay import reach, suite
 
 SHOWN = ("llmop", "hpa", "keda", "oracle")
 
@@ -113,6 +113,11 @@ def headline(cells: list[dict[str, Any]], verdicts: dict[str, Any], skipped: lis
         f"| gpu-speed 0.8 costs llmop <= 3 SLO-minute points against 1.0 | {slow['within_3pt']} of "
         f"{slow['compared']} |",
         "",
+        "The same verdicts for the references (a fixed point is one headroom and scale-in hold in every cell; "
+        "`bench/results/autoscale.md` has each):",
+        "",
+        *reach.lines(reach.condensed(reach.reach(cells))),
+        "",
         "Means over the traces (SLO-minutes % / GPU-hours):",
         "",
         *summary(cells),
@@ -180,6 +185,7 @@ def markdown(cells: list[dict[str, Any]], verdicts: dict[str, Any], skipped: lis
     if skipped:
         lines += ["", "Cells not replayed:", ""]
         lines += [f"- {c['key']}: {c.get('reason') or c.get('error')}" for c in skipped]
+    lines += ["", "The same verdicts for the references:", "", *reach.lines(reach.reach(cells))]
     misses = verdicts["frontier"]["misses"]
     if misses:
         lines += ["", "Cells where llmop is more than 1 point below the frontier:", ""]
