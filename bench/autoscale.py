@@ -5,7 +5,9 @@ reactive frontier and the clairvoyant oracle), appending each finished cell to b
 (a rerun resumes), then writes autoscale.json, autoscale.md and one PNG per spec, and prints the three verdicts.
 `--quick` runs the start-up 120 s cells at gpu-speed 1.0 and 0.8 only. `--seeds 0,1,2` also replays the cells at
 other arrival seeds: the verdicts stay those of seed 0, and the report adds how far each cell moves with the seed
-alone (the noise floor of a 1-point verdict).
+alone (the noise floor of a 1-point verdict). `--late 30` replays, in the cells on file, the reactive family that
+knows the true capacity but sees the load 30 s late (what reading it from Prometheus costs at best); the report gives
+the three verdicts for every reference too, so a target no reference reaches is known for one.
 """
 
 from __future__ import annotations

@@ -43,10 +43,10 @@ def test_every_reference_is_judged_by_the_same_three_verdicts() -> None:
         ("oracle", 2, 2, 4, 1, 1, 0),  # flat beyond the dearest point; 6.5 > 6.0 x 1.02 at 1.0; loses 5 points
         ("reactive h=0 hold=0s", 2, 2, 4, 0, 1, 1),
         ("reactive h=0.2 hold=0s", 2, 2, 4, 2, 1, 1),
-        ("reactive, best point per cell in hindsight", 2, None, 4, 2, 1, None),
+        ("reactive, best point per cell in hindsight", 2, 2, 4, 2, 1, None),
         ("reactive 30 s late h=0 hold=0s", 1, 0, 2, 0, 0, 0),  # 70 < 80 x 3.9 / 4 - 1: below the origin's line
         ("reactive 30 s late h=0.2 hold=0s", 1, 0, 2, 1, 0, 0),  # 88 < 89.5 - 1
-        ("reactive 30 s late, best point per cell in hindsight", 1, None, 2, 1, 0, None),
+        ("reactive 30 s late, best point per cell in hindsight", 1, 0, 2, 1, 0, None),  # its best: 1.5 below
     ]
 
 
@@ -70,7 +70,7 @@ def test_a_family_folds_into_its_best_fixed_point_for_each_target() -> None:
         "| reactive, the best fixed point for each target | 2 of 2 (h=0 hold=0s) | 2 of 4 (50.0 %) (h=0.2 hold=0s) | "
         "1 of 1 (h=0 hold=0s) |",
     ]
-    assert reach.lines(folded)[5] == "| reactive, best point per cell in hindsight | - | 2 of 4 (50.0 %) | - |"
+    assert reach.lines(folded)[5] == "| reactive, best point per cell in hindsight | 2 of 2 | 2 of 4 (50.0 %) | - |"
 
 
 def test_the_hindsight_pick_prefers_wins_then_slo_minutes_then_fewer_gpu_hours() -> None:
@@ -78,6 +78,11 @@ def test_the_hindsight_pick_prefers_wins_then_slo_minutes_then_fewer_gpu_hours()
     cell["frontier"] = [_point(0.0, 86.0, 5.0), _point(0.1, 86.0, 4.8), _point(0.2, 99.0, 9.5), _point(0.3, 85.0, 5.0)]
     # 0 and 0.1 beat hpa alone (0.2 spends more than keda's 9.0 x 1.02); of those 0 and 0.1 tie on minutes: fewer hours
     assert reach.hindsight_pick(reach.ON_TIME)(cell) == _point(0.1, 86.0, 4.8)
+    # nearest the frontier: 4.8 h and 9.5 h are both on it (the hull runs from one to the other): the cheaper
+    assert reach.hindsight_pick(reach.ON_TIME, "frontier")(cell) == _point(0.1, 86.0, 4.8)
+    # late: 70 % at 3.9 h is 0.125 above the origin's line to (4.8, 86); 88 % at 5.9 h is 1.04 below the hull
+    assert reach.hindsight_pick("30", "frontier")(cell) == _point(0.0, 70.0, 3.9)
+    assert reach.hindsight_pick("30")(cell) == _point(0.2, 88.0, 5.9)  # it alone beats hpa
     assert reach.hindsight_pick("45")(cell) is None  # no family replayed 45 s late
     assert reach.point_pick("30", 0.2, 0.0)(cell) == _point(0.2, 88.0, 5.9)
     assert reach.point_pick("30", 0.2, 120.0)(cell) is None
