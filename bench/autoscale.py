@@ -90,13 +90,13 @@ def main(argv: list[str] | None = None) -> int:
                "peak_replicas": suite.PEAK_REPLICAS, "skipped": skipped,
                "seed_noise": seed_noise.summary(noise)}  # fmt: skip
     (out / "autoscale.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    text = markdown(done, summary["verdicts"], skipped)
+    text = markdown(done, summary["verdicts"], skipped, summary["reach"])
     noise_lines = seed_noise.lines(noise)
     if noise_lines:
         text += "\n## Seed noise\n\n" + "\n".join(noise_lines) + "\n"
     (out / "autoscale.md").write_text(text, encoding="utf-8")
     if out.resolve() == (HERE / "results").resolve():  # a scratch --out leaves the published report alone
-        published = headline(done, summary["verdicts"], skipped)
+        published = headline(done, summary["verdicts"], skipped, summary["reach"])
         if noise_lines:
             published += "\nSeed noise: " + noise_lines[0] + "\n"
         update_benchmarks(HERE.parent / "BENCHMARKS.md", published)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from llmop_dev.replay import references, score, seed_noise, suite, suite_report
+from llmop_dev.replay import reach, references, score, seed_noise, suite, suite_report
 from llmop_dev.replay.types import PodView, Request, View
 
 
@@ -155,7 +155,9 @@ def test_a_slow_gpu_loss_names_what_it_costs_the_oracle_and_the_frontiers_best_p
     for cell in (planned, slower):  # what the report's table reads besides
         cell["requests"] = 1000
         cell["frontier"].append({"headroom": 0.2, "hold_s": 120.0, "gpu_hours": 7.0, "slo_minutes_pct": 80.0})
-    text = suite_report.markdown([planned, slower], suite.verdicts([planned, slower]), [])
+    text = suite_report.markdown(
+        [planned, slower], suite.verdicts([planned, slower]), [], reach.reach([planned, slower])
+    )
     assert "- s|t|120|0.8|0: -6.0 pt (the oracle -3.0 pt, the frontier's best point -5.0 pt)" in text.splitlines()
     assert "In 0 of these 1 the clairvoyant oracle loses more than 3 points too." in text
 
@@ -177,7 +179,9 @@ def test_the_report_lists_other_baselines_with_a_dash_where_a_cell_has_none() ->
         _row("oracle", 96.0, 6.5),
         _row("llmop share_rule=false", 80.0, 4.8),
     ]  # an ablation only: no baseline row here
-    text = suite_report.markdown([planned, slower], suite.verdicts([planned, slower]), [])
+    text = suite_report.markdown(
+        [planned, slower], suite.verdicts([planned, slower]), [], reach.reach([planned, slower])
+    )
     table = text[text.index("Every baseline") :].splitlines()
     # the ablation-only cell is not listed (ablations have their own table); a blank line ends the table
     assert table[2:6] == ["| spec | trace | hpa-rps@0.6 |", "| --- | --- | --- |", "| s | t | 95.0 / 7.50 |", ""]

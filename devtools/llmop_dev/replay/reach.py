@@ -50,9 +50,9 @@ def hindsight_pick(lag: str, aim: str = "baselines") -> suite.Pick:
     return pick
 
 
-def _name(lag: str, headroom: float, hold_s: float) -> str:
-    kind = "reactive" if lag == ON_TIME else f"reactive {lag} s late"
-    return f"{kind} h={headroom:g} hold={hold_s:g}s"
+def _kind(lag: str) -> str:
+    """A family's name in the table: `reactive`, `reactive 30 s late`."""
+    return "reactive" if lag == ON_TIME else f"reactive {lag} s late"
 
 
 def _counts(cells: list[dict[str, Any]], pick: suite.Pick) -> dict[str, int]:
@@ -71,44 +71,49 @@ def _counts(cells: list[dict[str, Any]], pick: suite.Pick) -> dict[str, int]:
 def reach(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The three verdicts for llmop, the oracle, every fixed point of each reactive family on file and each family's
     best in hindsight (for the frontier and the baselines, each on its own; a per-cell choice says nothing of the
-    slow GPU, which compares two cells)."""
-    entries = [{"controller": "llmop", **_counts(cells, lambda c: suite.row(c, "llmop"))}]
+    slow GPU, which compares two cells). An entry names its `family` and, for a fixed point, its `point`."""
+    entries = [
+        {"controller": "llmop", "family": None, "point": None, **_counts(cells, lambda c: suite.row(c, "llmop"))}
+    ]
     if all(any(r["policy"] == "oracle" for r in c["rows"]) for c in cells):
-        entries.append({"controller": "oracle", **_counts(cells, lambda c: suite.row(c, "oracle"))})
+        oracle = _counts(cells, lambda c: suite.row(c, "oracle"))
+        entries.append({"controller": "oracle", "family": None, "point": None, **oracle})
     lags = sorted({lag for c in cells for lag in c.get("late_frontiers", {})}, key=float)
     for lag in (ON_TIME, *lags):
+        kind = _kind(lag)
         members = sorted({(p["headroom"], p["hold_s"]) for c in cells for p in family(c, lag)}, key=lambda m: m[::-1])
         for headroom, hold_s in members:
-            entries.append(
-                {"controller": _name(lag, headroom, hold_s), **_counts(cells, point_pick(lag, headroom, hold_s))}
-            )
+            point = f"{headroom:g} hold={hold_s:g}s"
+            counts = _counts(cells, point_pick(lag, headroom, hold_s))
+            entries.append({"controller": f"{kind} h={point}", "family": kind, "point": point, **counts})
         if members:
             counts = _counts(cells, hindsight_pick(lag))
             counts["frontier_met"] = _counts(cells, hindsight_pick(lag, "frontier"))["frontier_met"]
-            hindsight = "reactive" if lag == ON_TIME else f"reactive {lag} s late"
-            entries.append({"controller": f"{hindsight}, best point per cell in hindsight", **counts,
-                            "slow_within": None})  # fmt: skip
+            entries.append({"controller": f"{kind}, best point per cell in hindsight", "family": kind, "point": None,
+                            **counts, "slow_within": None})  # fmt: skip
     return entries
 
 
 def condensed(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """llmop, the oracle and the hindsight rows as they are; each family's fixed points folded into one entry
-    holding the best of them for each target, named (`frontier_by`, `dominated_by`, `slow_by`)."""
-    kept = [e for e in entries if " h=" not in e["controller"]]
+    """llmop, the oracle and the hindsight rows as they are; each family's fixed points folded into one entry, before
+    its hindsight row, holding the best of them for each target with the point behind it (`frontier_by`,
+    `dominated_by`, `slow_by`)."""
+    kept = [e for e in entries if e["point"] is None]
     families: dict[str, list[dict[str, Any]]] = {}
     for entry in entries:
-        if " h=" in entry["controller"]:
-            families.setdefault(entry["controller"].split(" h=")[0], []).append(entry)
+        if entry["point"] is not None:
+            families.setdefault(entry["family"], []).append(entry)
     for kind, members in families.items():
-        folded: dict[str, Any] = {**members[0], "controller": f"{kind}, the best fixed point for each target"}
+        folded: dict[str, Any] = {**members[0], "controller": f"{kind}, the best fixed point for each target",
+                                  "point": None}  # fmt: skip
         for count, named in (
             ("frontier_met", "frontier_by"),
             ("dominated", "dominated_by"),
             ("slow_within", "slow_by"),
         ):
             best = max(members, key=lambda member, count=count: member[count])
-            folded[count], folded[named] = best[count], best["controller"].split(" h=", 1)[1]
-        kept.insert(next(i for i, e in enumerate(kept) if e["controller"].startswith(f"{kind}, best")), folded)
+            folded[count], folded[named] = best[count], best["point"]
+        kept.insert(next(i for i, e in enumerate(kept) if e["family"] == kind), folded)
     return kept
 
 

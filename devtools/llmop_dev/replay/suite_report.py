@@ -97,8 +97,10 @@ def ablations(cells: list[dict[str, Any]]) -> list[str]:
 BEGIN, END = "<!-- autoscale:begin -->", "<!-- autoscale:end -->"
 
 
-def headline(cells: list[dict[str, Any]], verdicts: dict[str, Any], skipped: list[dict[str, Any]]) -> str:
-    """The verdicts and the per-spec means, for BENCHMARKS.md (between its autoscale markers)."""
+def headline(cells: list[dict[str, Any]], verdicts: dict[str, Any], skipped: list[dict[str, Any]],
+             reached: list[dict[str, Any]]) -> str:  # fmt: skip
+    """The verdicts (llmop's, and the references' from `reach.reach`) and the per-spec means, for BENCHMARKS.md
+    (between its autoscale markers)."""
     frontier, baselines, slow = verdicts["frontier"], verdicts["baselines"], verdicts["gpu_speed_0_8"]
     lines = [
         f"Written by `python bench/autoscale.py --report` from {len(cells)} replayed cells "
@@ -116,7 +118,7 @@ def headline(cells: list[dict[str, Any]], verdicts: dict[str, Any], skipped: lis
         "The same verdicts for the references (a fixed point is one headroom and scale-in hold in every cell; "
         "`bench/results/autoscale.md` has each):",
         "",
-        *reach.lines(reach.condensed(reach.reach(cells))),
+        *reach.lines(reach.condensed(reached)),
         "",
         "Means over the traces (SLO-minutes % / GPU-hours):",
         "",
@@ -139,8 +141,10 @@ def update_benchmarks(path: Path, text: str) -> bool:
     return True
 
 
-def markdown(cells: list[dict[str, Any]], verdicts: dict[str, Any], skipped: list[dict[str, Any]]) -> str:
-    """Every cell: SLO-minutes % / GPU-hours per policy, llmop's gap to the frontier, and the verdicts."""
+def markdown(cells: list[dict[str, Any]], verdicts: dict[str, Any], skipped: list[dict[str, Any]],
+             reached: list[dict[str, Any]]) -> str:  # fmt: skip
+    """Every cell: SLO-minutes % / GPU-hours per policy, llmop's gap to the frontier, and the verdicts (llmop's, and
+    the references' from `reach.reach`)."""
     lines = [
         "## Autoscaling benchmark (independent simulator)",
         "",
@@ -185,7 +189,7 @@ def markdown(cells: list[dict[str, Any]], verdicts: dict[str, Any], skipped: lis
     if skipped:
         lines += ["", "Cells not replayed:", ""]
         lines += [f"- {c['key']}: {c.get('reason') or c.get('error')}" for c in skipped]
-    lines += ["", "The same verdicts for the references:", "", *reach.lines(reach.reach(cells))]
+    lines += ["", "The same verdicts for the references:", "", *reach.lines(reached)]
     misses = verdicts["frontier"]["misses"]
     if misses:
         lines += ["", "Cells where llmop is more than 1 point below the frontier:", ""]
